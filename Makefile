@@ -1,0 +1,47 @@
+# Luffy's commands. `make run` and `make test` are all a fresh machine needs (Python 3.11+).
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+RUN_STAMP := $(VENV)/.run-installed
+DEV_STAMP := $(VENV)/.dev-installed
+PYTEST_ARGS ?=
+
+.PHONY: run test test-prod bench flower worker beat web clean-venv
+
+$(BIN)/python:
+	$(PYTHON) -c 'import sys; sys.exit("Luffy needs Python 3.11+") if sys.version_info < (3, 11) else None'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(RUN_STAMP): requirements.txt | $(BIN)/python
+	$(BIN)/pip install -q -r requirements.txt
+	touch $@
+
+$(DEV_STAMP): requirements.txt requirements-dev.txt | $(BIN)/python
+	$(BIN)/pip install -q -r requirements-dev.txt
+	touch $(RUN_STAMP) $@
+
+## run: Redis if needed, migrations, demo data, then gunicorn + worker + beat (Ctrl-C stops all)
+run: $(RUN_STAMP)
+	$(BIN)/python scripts/run_all.py
+
+## test: the whole pytest suite against real Redis (its own server), SQLite and a real worker
+test: $(DEV_STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## bench: the benchmarks under bench/, each printing its figures
+bench: $(DEV_STAMP)
+	$(BIN)/python bench/banners.py
+
+## web / worker / beat / flower: one process by hand
+web: $(RUN_STAMP)
+	$(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
+worker: $(RUN_STAMP)
+	$(BIN)/celery -A tasks worker -l INFO
+beat: $(RUN_STAMP)
+	$(BIN)/celery -A tasks beat -l INFO
+flower: $(RUN_STAMP)
+	$(BIN)/celery -A tasks flower
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,210 @@
+"""Luffy's configuration: every environment variable, read once, with a safe default."""
+
+import os
+from datetime import timedelta
+from pathlib import Path
+
+from dotenv import load_dotenv
+from kombu import Queue
+
+BASE_DIR = Path(__file__).resolve().parent
+load_dotenv(BASE_DIR / ".env")
+
+DEV_SECRET_KEY = "dev-only-secret-key-change-me"
+
+
+def env(name, default=None):
+    """The environment variable ``name``, or ``default`` when unset or empty."""
+    value = os.environ.get(name, "")
+    return value if value.strip() else default
+
+
+def env_int(name, default):
+    return int(env(name, str(default)))
+
+
+def env_float(name, default):
+    return float(env(name, str(default)))
+
+
+def env_bool(name, default):
+    return env(name, "1" if default else "0").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def env_list(name, default=""):
+    return [item.strip() for item in env(name, default).split(",") if item.strip()]
+
+
+def sqlalchemy_url(url):
+    """Map the short URL schemes people paste to the driver Luffy installs."""
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://"):]
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+    return url
+
+
+class Config:
+    """Settings shared by every environment, read from the environment when the app is built."""
+
+    ENV_NAME = "development"
+    TESTING = False
+    DEBUG = False
+
+    def __init__(self):
+        instance = BASE_DIR / "instance"
+        self.INSTANCE_DIR = str(instance)
+        self.SECRET_KEY = env("SECRET_KEY", DEV_SECRET_KEY)
+        self.SQLALCHEMY_DATABASE_URI = sqlalchemy_url(
+            env("DATABASE_URL", f"sqlite:///{instance / 'luffy.db'}")
+        )
+        self.SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+        self.REDIS_URL = env("REDIS_URL", "redis://127.0.0.1:6379/0")
+        # Every Redis call gives up after this long, so an outage degrades, never hangs.
+        self.REDIS_SOCKET_TIMEOUT = env_float("REDIS_SOCKET_TIMEOUT", 0.25)
+        self.TIMEZONE = env("TIMEZONE", "Asia/Shanghai")
+        self.BANNER_COUNT = env_int("BANNER_COUNT", 5)
+        # Redis copy of the banner list: a safety-net TTL behind invalidate-on-write.
+        self.BANNER_CACHE_TTL = env_int("BANNER_CACHE_TTL", 300)
+        # How long a web process trusts its in-memory copy before checking Redis again.
+        self.BANNER_LOCAL_TTL = env_float("BANNER_LOCAL_TTL", 0.5)
+        self.BANNER_REFRESH_SECONDS = env_int("BANNER_REFRESH_SECONDS", 60)
+        self.UPLOAD_DIR = env("UPLOAD_DIR", str(instance / "uploads"))
+        self.MAX_CONTENT_LENGTH = 4 * 1024 * 1024
+
+        self.CACHE_TYPE = "RedisCache"
+        self.CACHE_REDIS_URL = self.REDIS_URL
+        # Never empty: an empty prefix makes cache.clear() FLUSHDB (PITFALLS 24).
+        self.CACHE_KEY_PREFIX = "luffy:cache:"
+        self.CACHE_DEFAULT_TIMEOUT = 300
+        self.CACHE_OPTIONS = {
+            "socket_timeout": self.REDIS_SOCKET_TIMEOUT,
+            "socket_connect_timeout": self.REDIS_SOCKET_TIMEOUT,
+        }
+
+        self.MAIL_SERVER = env("MAIL_SERVER", "127.0.0.1")
+        self.MAIL_PORT = env_int("MAIL_PORT", 25)
+        self.MAIL_USE_SSL = env_bool("MAIL_USE_SSL", False)
+        self.MAIL_USE_TLS = env_bool("MAIL_USE_TLS", False)
+        self.MAIL_USERNAME = env("MAIL_USERNAME")
+        self.MAIL_PASSWORD = env("MAIL_PASSWORD")
+        self.MAIL_DEFAULT_SENDER = env("MAIL_DEFAULT_SENDER", "Luffy <noreply@luffy.local>")
+        self.ALERT_EMAILS = env_list("ALERT_EMAILS")
+
+        self.REMEMBER_COOKIE_DURATION = timedelta(days=14)
+        self.WTF_CSRF_TIME_LIMIT = None
+
+        broker_url = env("CELERY_BROKER_URL", "redis://127.0.0.1:6379/1")
+        result_backend = env(
+            "CELERY_RESULT_BACKEND", "db+" + self.SQLALCHEMY_DATABASE_URI
+        )
+        self.CELERY = celery_settings(
+            broker_url=broker_url,
+            result_backend=result_backend,
+            timezone=self.TIMEZONE,
+            banner_refresh_seconds=self.BANNER_REFRESH_SECONDS,
+            instance_dir=instance,
+        )
+
+
+TASK_QUEUES = ("default", "seckill", "notify", "periodic")
+
+
+def celery_settings(broker_url, result_backend, timezone, banner_refresh_seconds, instance_dir):
+    """Celery's settings, lower-case as Celery names them (see README, "Celery settings")."""
+    # A message not acked within this many seconds is delivered again by the Redis
+    # transport; it must exceed the longest countdown/eta and task run (PITFALLS 3).
+    visibility_timeout = 12 * 3600
+    return {
+        "broker_url": broker_url,
+        "result_backend": result_backend,
+        "broker_connection_retry_on_startup": True,
+        "broker_transport_options": {
+            "visibility_timeout": visibility_timeout,
+            "socket_timeout": 2,
+            "socket_connect_timeout": 2,
+        },
+        "result_backend_transport_options": {"visibility_timeout": visibility_timeout},
+        "timezone": timezone,
+        "enable_utc": True,
+        "task_serializer": "json",
+        "result_serializer": "json",
+        "accept_content": ["json"],
+        "result_accept_content": ["json"],
+        "result_extended": True,
+        "result_expires": timedelta(days=7),
+        "task_track_started": True,
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        "task_time_limit": 300,
+        "task_soft_time_limit": 240,
+        "worker_send_task_events": True,
+        "task_send_sent_event": True,
+        # Separate queues so a mail storm never delays orders; a plain
+        # `celery -A tasks worker` consumes all of them, production workers pick with -Q.
+        "task_queues": [Queue(name) for name in TASK_QUEUES],
+        "task_default_queue": "default",
+        "task_routes": {
+            "tasks.seckill.*": {"queue": "seckill"},
+            "tasks.user.send_email": {"queue": "notify"},
+            "tasks.order.send_sms": {"queue": "notify"},
+            "tasks.home.*": {"queue": "periodic"},
+            "celery.backend_cleanup": {"queue": "periodic"},
+        },
+        "imports": ["tasks.home"],
+        "beat_schedule_filename": str(instance_dir / "celerybeat-schedule"),
+        "beat_schedule": {
+            "refresh-banner-cache": {
+                "task": "tasks.home.update_banner",
+                "schedule": float(banner_refresh_seconds),
+            },
+        },
+    }
+
+
+class DevelopmentConfig(Config):
+    ENV_NAME = "development"
+    DEBUG = False
+
+
+class TestingConfig(Config):
+    ENV_NAME = "testing"
+    TESTING = True
+
+
+class ProductionConfig(Config):
+    ENV_NAME = "production"
+
+    def __init__(self):
+        super().__init__()
+        if self.SECRET_KEY == DEV_SECRET_KEY:
+            raise RuntimeError("LUFFY_ENV=production needs SECRET_KEY set to a secret value.")
+        self.SESSION_COOKIE_SECURE = True
+        self.REMEMBER_COOKIE_SECURE = True
+        self.SESSION_COOKIE_HTTPONLY = True
+
+
+CONFIGS = {
+    "development": DevelopmentConfig,
+    "testing": TestingConfig,
+    "production": ProductionConfig,
+}
+
+
+def config_for_environment():
+    """The config class named by LUFFY_ENV (default development)."""
+    name = env("LUFFY_ENV", "development")
+    if name not in CONFIGS:
+        raise RuntimeError(f"LUFFY_ENV must be one of {sorted(CONFIGS)}, not {name!r}.")
+    return CONFIGS[name]
+
+
+def web_server_settings():
+    """gunicorn's bind address and concurrency (read by gunicorn.conf.py)."""
+    cpus = os.cpu_count() or 1
+    return {
+        "bind": env("WEB_BIND", "127.0.0.1:8000"),
+        "workers": env_int("WEB_CONCURRENCY", max(2, cpus)),
+        "threads": env_int("WEB_THREADS", 8),
+    }

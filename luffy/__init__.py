@@ -1,0 +1,79 @@
+"""Luffy: the application factory."""
+
+import logging
+from pathlib import Path
+
+from flask import Flask
+
+from config import config_for_environment
+
+
+def create_app(config_class=None):
+    """Build the Flask app: config, extensions, blueprints, errors, CLI, admin, Celery."""
+    app = Flask(__name__, template_folder="../templates", static_folder="../static")
+    app.config.from_object((config_class or config_for_environment())())
+    configure_logging(app)
+    register_extensions(app)
+    register_blueprints(app)
+    register_error_handlers(app)
+    register_commands(app)
+    register_admin(app)
+    register_celery(app)
+    return app
+
+
+def configure_logging(app):
+    if not logging.getLogger().handlers:
+        logging.basicConfig(
+            level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        )
+
+
+def register_extensions(app):
+    from luffy import redis_store
+    from luffy.auth.login import init_login
+    from luffy.extensions import cache, csrf, db, mail, migrate
+    from luffy.home import banners
+
+    db.init_app(app)
+    migrate.init_app(app, db, render_as_batch=True, directory=str(Path(app.root_path).parent / "migrations"))
+    cache.init_app(app)
+    mail.init_app(app)
+    csrf.init_app(app)
+    init_login(app)
+    redis_store.init_app(app)
+    banners.init_app(app)
+
+
+def register_blueprints(app):
+    from luffy.auth import bp as auth_bp
+    from luffy.health import bp as health_bp
+    from luffy.home import bp as home_bp
+    from luffy.media import bp as media_bp
+
+    for blueprint in (home_bp, auth_bp, health_bp, media_bp):
+        app.register_blueprint(blueprint)
+
+
+def register_error_handlers(app):
+    from luffy import errors
+
+    errors.init_app(app)
+
+
+def register_commands(app):
+    from luffy import cli
+
+    cli.init_app(app)
+
+
+def register_admin(app):
+    from luffy.admin import init_admin
+
+    init_admin(app)
+
+
+def register_celery(app):
+    from luffy.celery_init import celery_init_app
+
+    celery_init_app(app)

@@ -1,0 +1,52 @@
+"""``GET /healthz``: the state of the database, Redis and the broker."""
+
+import time
+
+from flask import Blueprint, current_app, jsonify
+from sqlalchemy import text
+
+from luffy.extensions import db
+from luffy.redis_store import get_redis
+
+bp = Blueprint("health", __name__)
+
+BROKER_TIMEOUT_SECONDS = 1.0
+
+
+def check_database():
+    db.session.execute(text("SELECT 1"))
+
+
+def check_redis():
+    get_redis().ping()
+
+
+def check_broker():
+    celery_app = current_app.extensions["celery"]
+    with celery_app.connection_for_write() as connection:
+        connection.ensure_connection(max_retries=0, timeout=BROKER_TIMEOUT_SECONDS)
+
+
+CHECKS = {"database": check_database, "redis": check_redis, "broker": check_broker}
+
+
+@bp.get("/healthz")
+def healthz():
+    services = {}
+    for name, check in CHECKS.items():
+        started = time.monotonic()
+        try:
+            check()
+            services[name] = {"ok": True}
+        except Exception as error:  # any failure is the answer we report, never a 500
+            if name == "database":
+                db.session.rollback()
+            services[name] = {"ok": False, "error": f"{type(error).__name__}: {error}"[:300]}
+        services[name]["ms"] = round((time.monotonic() - started) * 1000, 1)
+    down = [name for name, state in services.items() if not state["ok"]]
+    body = {
+        "code": 100 if not down else 153,
+        "msg": "ok" if not down else "unavailable: " + ", ".join(down),
+        "services": services,
+    }
+    return jsonify(body), 503 if down else 200

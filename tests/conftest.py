@@ -1,0 +1,253 @@
+"""Shared fixtures: a private Redis server, a fresh database, the app, clients, a real worker.
+
+Every test session starts its own ``redis-server`` on a free port (cache on db 0, broker on
+db 1) and its own database (a SQLite file, or a fresh PostgreSQL database when
+``LUFFY_TEST_DATABASE_URL`` names a server), so sessions never disturb each other or a
+developer's data. Nothing here is mocked: the tests talk to real servers over sockets.
+"""
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import redis
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from local_redis import free_port, start_redis  # noqa: E402
+
+BIN = Path(sys.executable).parent
+RUNTIME = {}
+
+
+def _create_postgres_database(server_url):
+    """A fresh database on the server named by ``server_url``; returns its URL."""
+    from config import sqlalchemy_url
+
+    url = make_url(sqlalchemy_url(server_url))
+    name = f"luffy_test_{uuid.uuid4().hex[:10]}"
+    engine = create_engine(url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    engine.dispose()
+    RUNTIME["drop_database"] = (url, name)
+    return url.set(database=name).render_as_string(hide_password=False)
+
+
+def _drop_postgres_database():
+    if "drop_database" not in RUNTIME:
+        return
+    url, name = RUNTIME.pop("drop_database")
+    engine = create_engine(url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    engine.dispose()
+
+
+def pytest_configure(config):
+    tmp = Path(tempfile.mkdtemp(prefix="luffy-test-"))
+    RUNTIME["tmp"] = tmp
+    port = free_port()
+    RUNTIME["redis_process"] = start_redis(port, tmp / "redis")
+    RUNTIME["redis_port"] = port
+    server_db = os.environ.get("LUFFY_TEST_DATABASE_URL", "")
+    if server_db.startswith(("postgres://", "postgresql")):
+        database_url = _create_postgres_database(server_db)
+    else:
+        database_url = f"sqlite:///{tmp / 'luffy-test.db'}"
+    os.environ.update(
+        {
+            "LUFFY_ENV": "testing",
+            "SECRET_KEY": "test-secret-key",
+            "DATABASE_URL": database_url,
+            "REDIS_URL": f"redis://127.0.0.1:{port}/0",
+            "CELERY_BROKER_URL": os.environ.get("LUFFY_TEST_BROKER_URL")
+            or f"redis://127.0.0.1:{port}/1",
+            "UPLOAD_DIR": str(tmp / "uploads"),
+            "BANNER_REFRESH_SECONDS": "60",
+        }
+    )
+    os.environ.pop("CELERY_RESULT_BACKEND", None)
+
+
+def pytest_unconfigure(config):
+    process = RUNTIME.get("redis_process")
+    if process is not None:
+        process.terminate()
+        process.wait(timeout=10)
+    try:
+        _drop_postgres_database()
+    finally:
+        shutil.rmtree(RUNTIME.get("tmp", ""), ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def app():
+    from flask_migrate import upgrade
+
+    from config import TestingConfig
+    from luffy import create_app
+
+    app = create_app(TestingConfig)
+    with app.app_context():
+        upgrade()  # the real migrations, from empty to head
+    return app
+
+
+@pytest.fixture(scope="session")
+def redis_port():
+    return RUNTIME["redis_port"]
+
+
+@pytest.fixture
+def redis_client(app):
+    """The cache/stock Redis (db 0) of the test session."""
+    return redis.Redis.from_url(app.config["REDIS_URL"])
+
+
+@pytest.fixture(autouse=True)
+def clean_state(request):
+    """Each test starts with empty tables, no luffy: keys and no in-process banner copy."""
+    yield
+    if "app" not in request.fixturenames:
+        return
+    app = request.getfixturevalue("app")
+    from luffy.extensions import db
+
+    with app.app_context():
+        db.session.rollback()
+        for table in reversed(db.metadata.sorted_tables):
+            if table.name != "alembic_version":
+                db.session.execute(table.delete())
+        db.session.commit()
+        db.session.remove()
+        app.extensions["luffy_banner_cache"].forget_local_copy()
+    client = redis.Redis.from_url(app.config["REDIS_URL"])
+    keys = list(client.scan_iter("luffy:*"))
+    if keys:
+        client.delete(*keys)
+
+
+@pytest.fixture
+def app_ctx(app):
+    with app.app_context():
+        yield app
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+def make_user(username, password, is_admin=False, **fields):
+    from luffy.extensions import db
+    from luffy.models import User
+
+    user = User(username=username, is_admin=is_admin, **fields)
+    user.set_password(password)
+    db.session.add(user)
+    db.session.commit()
+    return user.id
+
+
+@pytest.fixture
+def users(app):
+    """An admin and a buyer: ids by name."""
+    with app.app_context():
+        return {
+            "admin": make_user("root", "root-password", is_admin=True, email="root@example.com"),
+            "buyer": make_user("buyer", "buyer-password", mobile="13900000000"),
+        }
+
+
+CSRF_INPUT = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"|value="([^"]+)"[^>]*name="csrf_token"')
+
+
+def csrf_token_from(html):
+    match = CSRF_INPUT.search(html)
+    assert match, "no csrf_token field on the page"
+    return match.group(1) or match.group(2)
+
+
+def login(client, username, password):
+    page = client.get("/login")
+    token = csrf_token_from(page.get_data(as_text=True))
+    response = client.post(
+        "/login", data={"username": username, "password": password, "csrf_token": token}
+    )
+    assert response.status_code == 302, response.get_data(as_text=True)[:500]
+    return client
+
+
+@pytest.fixture
+def admin_client(app, users):
+    return login(app.test_client(), "root", "root-password")
+
+
+@pytest.fixture
+def buyer_client(app, users):
+    return login(app.test_client(), "buyer", "buyer-password")
+
+
+def start_worker(app, *extra_args, name=None, env=None):
+    """A real ``celery -A tasks worker`` subprocess, returned once it answers a ping."""
+    name = name or f"test-{uuid.uuid4().hex[:6]}@%h"
+    argv = [
+        str(BIN / "celery"), "-A", "tasks", "worker", "-l", "INFO", "-n", name,
+        "--without-gossip", "--without-mingle", *extra_args,
+    ]
+    log_path = RUNTIME["tmp"] / f"worker-{uuid.uuid4().hex[:6]}.log"
+    log_file = open(log_path, "wb")
+    process = subprocess.Popen(
+        argv, cwd=ROOT, env={**os.environ, **(env or {})}, stdout=log_file,
+        stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    process.log_path = log_path
+    celery_app = app.extensions["celery"]
+    hostname = name.replace("%h", os.uname().nodename)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"worker exited:\n{log_path.read_text(errors='replace')}")
+        replies = celery_app.control.ping(destination=[hostname], timeout=0.5)
+        if replies:
+            process.hostname = hostname
+            return process
+    stop_worker(process)
+    raise RuntimeError(f"worker did not answer:\n{log_path.read_text(errors='replace')}")
+
+
+def stop_worker(process, sig=signal.SIGTERM):
+    try:
+        os.killpg(process.pid, sig)
+    except ProcessLookupError:
+        return
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+@pytest.fixture(scope="session")
+def worker(app):
+    """One real worker for the session (prefork, 2 processes)."""
+    process = start_worker(app, "-c", "2")
+    yield process
+    stop_worker(process)
