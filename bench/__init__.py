@@ -1,0 +1,1 @@
+"""Benchmarks: each script prints `name: value unit` lines and a headline ratio."""
