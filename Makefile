@@ -31,7 +31,9 @@ test: $(DEV_STAMP)
 
 ## bench: the benchmarks under bench/, each printing its figures
 bench: $(DEV_STAMP)
-	$(BIN)/python bench/banners.py
+	@for script in bench/banners.py bench/tasks.py bench/beat.py bench/seckill.py bench/scale.py; do \
+		if [ -f $$script ]; then echo "== $$script"; $(BIN)/python $$script || exit 1; fi; \
+	done
 
 ## web / worker / beat / flower: one process by hand
 web: $(RUN_STAMP)

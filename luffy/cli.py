@@ -71,6 +71,10 @@ def init_app(app):
         if len(password) < 8:
             raise click.BadParameter("must be at least 8 characters", param_hint="--password")
         user = db.session.scalar(select(User).where(User.username == username))
+        if email:
+            owner = db.session.scalar(select(User).where(User.email == email))
+            if owner is not None and owner is not user:
+                raise click.BadParameter(f"already used by user {owner.username!r}", param_hint="--email")
         if user is None:
             user = User(username=username, email=email)
             db.session.add(user)

@@ -47,3 +47,25 @@ def test_healthz_reports_every_service(client):
     response = client.get("/healthz")
     assert response.status_code == 200, response.get_json()
     assert set(response.get_json()["services"]) == {"database", "redis", "broker"}
+
+
+def test_create_admin_refuses_an_email_of_another_user(app, runner, users):
+    result = runner.invoke(
+        args=["create-admin", "boss", "--email", "root@example.com", "--password", "boss-password-1"]
+    )
+    assert result.exit_code != 0
+    assert "already used" in result.output
+
+
+def test_web_app_does_not_import_the_worker_entry_module(app, client):
+    """Calling .delay() from the web must not build a second Flask app (tasks/celery.py)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from luffy import create_app; app = create_app(); "
+        "import tasks.home; c = app.test_client(); c.get('/'); "
+        "print('tasks.celery' in sys.modules)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip().splitlines()[-1] == "False"

@@ -72,10 +72,15 @@ class BannerCache:
         now = time.monotonic()
         if self._banners is not None and now - self._checked_at < current_app.config["BANNER_LOCAL_TTL"]:
             return
-        with self._lock:
+        # Only one thread refreshes; the others keep serving the copy they have.
+        if not self._lock.acquire(blocking=self._banners is None):
+            return
+        try:
             if self._banners is not None and now - self._checked_at < current_app.config["BANNER_LOCAL_TTL"]:
                 return
             self._store_locally(self._read_shared())
+        finally:
+            self._lock.release()
 
     def _read_shared(self):
         if time.monotonic() < self._redis_down_until:
