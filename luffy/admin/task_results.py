@@ -1,0 +1,87 @@
+"""Admin view of task results: read-only, with retry and revoke actions."""
+
+import json
+import logging
+
+from celery import states
+from flask import current_app, flash
+from flask_admin.actions import action
+from markupsafe import Markup, escape
+
+from luffy.admin.security import SecureModelView
+from luffy.extensions import db
+from luffy.models import TaskResult
+
+log = logging.getLogger(__name__)
+
+RETRYABLE = {states.FAILURE, states.REVOKED}
+REVOCABLE = {states.PENDING, states.RECEIVED, states.STARTED, states.RETRY}
+
+
+def _pre(view, context, model, name):
+    value = getattr(model, name)
+    return Markup("<pre style='white-space: pre-wrap; max-width: 60em'>%s</pre>") % escape(value or "")
+
+
+class TaskResultView(SecureModelView):
+    can_create = False
+    can_edit = False
+    can_delete = False
+    column_list = (
+        "task_id", "task_name", "periodic_task_name", "state", "worker", "args", "kwargs",
+        "result", "created_at", "started_at", "date_done",
+    )
+    column_details_list = column_list + ("queue", "retries", "traceback")
+    column_default_sort = ("created_at", True)
+    column_searchable_list = ("task_id",)
+    column_filters = ("state", "task_name", "periodic_task_name", "created_at", "date_done")
+    column_formatters_detail = {"traceback": _pre, "result": _pre}
+    column_labels = {
+        "task_id": "任务 ID", "task_name": "任务名", "periodic_task_name": "周期任务",
+        "args": "参数", "kwargs": "关键字参数", "state": "状态", "worker": "工作进程",
+        "queue": "队列", "retries": "重试次数", "result": "结果", "traceback": "异常堆栈",
+        "created_at": "创建时间", "started_at": "开始时间", "date_done": "完成时间",
+    }
+
+    def _rows(self, ids):
+        wanted = [int(i) for i in ids if str(i).isdigit()]
+        return db.session.scalars(db.select(TaskResult).where(TaskResult.id.in_(wanted))).all()
+
+    @action("retry", "用相同参数重试", "用相同的参数重新执行选中的失败任务？")
+    def action_retry(self, ids):
+        celery_app = current_app.extensions["celery"]
+        queued, skipped = [], 0
+        for row in self._rows(ids):
+            if row.state not in RETRYABLE or not row.task_name:
+                skipped += 1
+                continue
+            result = celery_app.send_task(
+                row.task_name, args=json.loads(row.args or "[]"),
+                kwargs=json.loads(row.kwargs or "{}"), queue=row.queue or None,
+            )
+            queued.append(result.id)
+            log.info("Admin retried %s[%s] as %s", row.task_name, row.task_id, result.id)
+        if queued:
+            flash(f"已重新提交 {len(queued)} 个任务：{'、'.join(queued)}", "success")
+        if skipped:
+            flash(f"{skipped} 个任务不是失败或已撤销状态，未重试", "warning")
+
+    @action("revoke", "撤销/终止", "撤销选中的等待中任务，并终止正在运行的任务？")
+    def action_revoke(self, ids):
+        celery_app = current_app.extensions["celery"]
+        revoked, skipped = 0, 0
+        for row in self._rows(ids):
+            if row.state not in REVOCABLE:
+                skipped += 1
+                continue
+            # Workers drop a revoked message when it comes due and kill a running one;
+            # the revoke lives in worker memory (persisted with `worker --statedb`).
+            celery_app.control.revoke(row.task_id, terminate=True, signal="SIGTERM")
+            celery_app.backend.mark_as_revoked(row.task_id, "revoked in the admin")
+            revoked += 1
+            log.info("Admin revoked %s[%s]", row.task_name, row.task_id)
+        db.session.expire_all()
+        if revoked:
+            flash(f"已撤销 {revoked} 个任务", "success")
+        if skipped:
+            flash(f"{skipped} 个任务已结束，无需撤销", "warning")

@@ -1,0 +1,93 @@
+"""Validation, rate limits and Redis keys for queued e-mail and SMS codes."""
+
+import re
+import secrets
+
+from flask import current_app
+from kombu.exceptions import OperationalError
+from redis.exceptions import RedisError
+
+from luffy.redis_store import get_redis
+from luffy.responses import ApiError
+
+MOBILE = re.compile(r"^1[3-9]\d{9}$")  # mainland China, 11 digits
+EMAIL = re.compile(r"^[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;]+$")
+CODE_KEY = "luffy:sms:code:{}"
+MOBILE_LIMIT_KEY = "luffy:sms:mobile:{}"
+ADDRESS_LIMIT_KEY = "luffy:sms:addr:{}"
+ADDRESS_WINDOW_SECONDS = 3600
+MAX_SUBJECT = 200
+MAX_MESSAGE = 5000
+
+
+def _queue(task, *args):
+    """Send ``task``; a broker outage answers 503, never a 500."""
+    try:
+        return task.delay(*args).id
+    except OperationalError as error:
+        raise ApiError(503, "任务队列暂时不可用，请稍后再试") from error
+
+
+def _text(data, name, limit):
+    value = data.get(name)
+    if not isinstance(value, str) or not value.strip():
+        raise ApiError(400, f"缺少 {name}")
+    if len(value) > limit or (name == "subject" and ("\n" in value or "\r" in value)):
+        raise ApiError(400, f"{name} 不合法")
+    return value.strip()
+
+
+def queue_email(data):
+    """Validate ``{"to", "subject", "message"}`` and queue ``tasks.user.send_email``; returns the task id."""
+    from tasks.user import send_email
+
+    to = _text(data, "to", 254)
+    if not EMAIL.match(to):
+        raise ApiError(400, "邮箱格式不正确")
+    subject = _text(data, "subject", MAX_SUBJECT)
+    message = _text(data, "message", MAX_MESSAGE)
+    return _queue(send_email, to, subject, "notice", {"message": message})
+
+
+def valid_mobile(data):
+    mobile = data.get("mobile")
+    if not isinstance(mobile, str) or not MOBILE.match(mobile):
+        raise ApiError(400, "手机号格式不正确")
+    return mobile
+
+
+def queue_sms_code(mobile, client_address):
+    """Rate-limit, store a fresh 6-digit code for ``mobile`` and queue the text; returns the task id."""
+    from tasks.order import send_sms
+
+    config = current_app.config
+    redis = get_redis()
+    try:
+        # One code per mobile per interval: SET NX is the whole check, no race.
+        if not redis.set(MOBILE_LIMIT_KEY.format(mobile), "1", nx=True,
+                         ex=config["SMS_MOBILE_INTERVAL"]):
+            raise ApiError(429, "验证码发送过于频繁，请稍后再试",
+                           retry_after=max(1, redis.ttl(MOBILE_LIMIT_KEY.format(mobile))))
+        address_key = ADDRESS_LIMIT_KEY.format(client_address or "unknown")
+        pipe = redis.pipeline()
+        pipe.incr(address_key)
+        pipe.expire(address_key, ADDRESS_WINDOW_SECONDS, nx=True)
+        sent_from_address, _ = pipe.execute()
+        if sent_from_address > config["SMS_ADDRESS_LIMIT"]:
+            redis.delete(MOBILE_LIMIT_KEY.format(mobile))  # this mobile was not texted
+            raise ApiError(429, "请求过于频繁，请稍后再试")
+        code = f"{secrets.randbelow(10**6):06d}"
+        redis.set(CODE_KEY.format(mobile), code, ex=config["SMS_CODE_TTL"])
+    except RedisError as error:
+        raise ApiError(503, "服务暂时不可用，请稍后再试") from error
+    return _queue(send_sms, mobile, code)
+
+
+def check_sms_code(mobile, code):
+    """True, once, when ``code`` is the code last texted to ``mobile`` and still valid."""
+    key = CODE_KEY.format(mobile)
+    stored = get_redis().get(key)
+    if stored is None or not isinstance(code, str) or not secrets.compare_digest(stored.decode(), code):
+        return False
+    get_redis().delete(key)
+    return True
