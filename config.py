@@ -116,6 +116,14 @@ def celery_settings(broker_url, result_backend, timezone, banner_refresh_seconds
     # transport; it must exceed the longest countdown/eta and task run (PITFALLS 3).
     visibility_timeout = 12 * 3600
     return {
+        # Text lines for a terminal; LOG_JSON=1 (production's default) writes one JSON object
+        # per line to stdout for a log shipper (luffy/logs.py).
+        self.LOG_LEVEL = env("LOG_LEVEL", "INFO").upper()
+        self.LOG_JSON = env_bool("LOG_JSON", False)
+        # GET /metrics wants "Authorization: Bearer <METRICS_TOKEN>"; unset, it refuses everyone.
+        self.METRICS_TOKEN = env("METRICS_TOKEN")
+        # Seconds the monitoring dashboard and /metrics wait for worker replies (ping/inspect).
+        self.MONITOR_INSPECT_TIMEOUT = env_float("MONITOR_INSPECT_TIMEOUT", 1.0)
         "broker_url": broker_url,
         "result_backend": result_backend,
         "broker_connection_retry_on_startup": True,
@@ -208,3 +216,14 @@ def web_server_settings():
         "workers": env_int("WEB_CONCURRENCY", max(2, cpus)),
         "threads": env_int("WEB_THREADS", 8),
     }
+        # Cookies only over HTTPS (gunicorn trusts X-Forwarded-Proto from FORWARDED_ALLOW_IPS),
+        # never readable from JavaScript, not sent on cross-site POSTs.
+        self.REMEMBER_COOKIE_HTTPONLY = True
+        self.SESSION_COOKIE_SAMESITE = "Lax"
+        self.PREFERRED_URL_SCHEME = "https"
+        # No debugger, no tracebacks in pages: errors go to the log, users get errors/error.html.
+        self.DEBUG = False
+        self.PROPAGATE_EXCEPTIONS = False
+        self.LOG_JSON = env_bool("LOG_JSON", True)
+        # The reverse proxy's address(es): X-Forwarded-Proto is trusted only from there.
+        "forwarded_allow_ips": env("FORWARDED_ALLOW_IPS", "127.0.0.1"),

@@ -23,7 +23,11 @@ def create_app(config_class=None):
 
 
 def configure_logging(app):
-    if not logging.getLogger().handlers:
+    if app.config.get("LOG_JSON"):
+        from luffy.logs import log_json_to_stdout
+
+        log_json_to_stdout(app.config["LOG_LEVEL"])
+    elif not logging.getLogger().handlers:
         logging.basicConfig(
             level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
         )
