@@ -69,6 +69,14 @@ class Config:
         # How long a web process trusts its in-memory copy before checking Redis again.
         self.BANNER_LOCAL_TTL = env_float("BANNER_LOCAL_TTL", 0.5)
         self.BANNER_REFRESH_SECONDS = env_int("BANNER_REFRESH_SECONDS", 60)
+        # Flash sale: buy requests per second allowed per user and per client address (429 above).
+        self.SECKILL_USER_RATE = env_int("SECKILL_USER_RATE", 5)
+        self.SECKILL_ADDRESS_RATE = env_int("SECKILL_ADDRESS_RATE", 300)
+        # Admitted buyers turned into orders per database transaction by the order task.
+        self.SECKILL_BATCH_SIZE = env_int("SECKILL_BATCH_SIZE", 200)
+        # How often beat runs the flash-sale reconciliation, and how long a result is kept.
+        self.SECKILL_RECONCILE_SECONDS = env_int("SECKILL_RECONCILE_SECONDS", 30)
+        self.SECKILL_RESULT_TTL = env_int("SECKILL_RESULT_TTL", 86400)
         self.UPLOAD_DIR = env("UPLOAD_DIR", str(instance / "uploads"))
         self.MAX_CONTENT_LENGTH = 4 * 1024 * 1024
 
@@ -89,33 +97,25 @@ class Config:
         self.MAIL_USERNAME = env("MAIL_USERNAME")
         self.MAIL_PASSWORD = env("MAIL_PASSWORD")
         self.MAIL_DEFAULT_SENDER = env("MAIL_DEFAULT_SENDER", "Luffy <noreply@luffy.local>")
+        # Flask-Mail turns sending off when TESTING; Luffy's tests use a real SMTP server.
+        self.MAIL_SUPPRESS_SEND = env_bool("MAIL_SUPPRESS_SEND", False)
+        # Seconds before an SMTP connect or reply gives up (Flask-Mail alone waits forever).
+        self.MAIL_TIMEOUT = env_float("MAIL_TIMEOUT", 10)
         self.ALERT_EMAILS = env_list("ALERT_EMAILS")
+        # At most one alert mail per task name (or key) per this many seconds.
+        self.ALERT_THROTTLE_SECONDS = env_int("ALERT_THROTTLE_SECONDS", 60)
+        # SMS: "console" (logs the text), "http" (POSTs to SMS_HTTP_URL) or a dotted class path.
+        self.SMS_BACKEND = env("SMS_BACKEND", "console")
+        self.SMS_HTTP_URL = env("SMS_HTTP_URL")
+        self.SMS_HTTP_TOKEN = env("SMS_HTTP_TOKEN")
+        self.SMS_HTTP_TIMEOUT = env_float("SMS_HTTP_TIMEOUT", 5)
+        self.SMS_CODE_TTL = env_int("SMS_CODE_TTL", 300)
+        # One code per mobile per SMS_MOBILE_INTERVAL s; SMS_ADDRESS_LIMIT per client address per hour.
+        self.SMS_MOBILE_INTERVAL = env_int("SMS_MOBILE_INTERVAL", 60)
+        self.SMS_ADDRESS_LIMIT = env_int("SMS_ADDRESS_LIMIT", 10)
 
         self.REMEMBER_COOKIE_DURATION = timedelta(days=14)
         self.WTF_CSRF_TIME_LIMIT = None
-
-        broker_url = env("CELERY_BROKER_URL", "redis://127.0.0.1:6379/1")
-        result_backend = env(
-            "CELERY_RESULT_BACKEND", "db+" + self.SQLALCHEMY_DATABASE_URI
-        )
-        self.CELERY = celery_settings(
-            broker_url=broker_url,
-            result_backend=result_backend,
-            timezone=self.TIMEZONE,
-            banner_refresh_seconds=self.BANNER_REFRESH_SECONDS,
-            instance_dir=instance,
-        )
-
-
-TASK_QUEUES = ("default", "seckill", "notify", "periodic")
-
-
-def celery_settings(broker_url, result_backend, timezone, banner_refresh_seconds, instance_dir):
-    """Celery's settings, lower-case as Celery names them (see README, "Celery settings")."""
-    # A message not acked within this many seconds is delivered again by the Redis
-    # transport; it must exceed the longest countdown/eta and task run (PITFALLS 3).
-    visibility_timeout = 12 * 3600
-    return {
         # Text lines for a terminal; LOG_JSON=1 (production's default) writes one JSON object
         # per line to stdout for a log shipper (luffy/logs.py).
         self.LOG_LEVEL = env("LOG_LEVEL", "INFO").upper()
@@ -124,11 +124,47 @@ def celery_settings(broker_url, result_backend, timezone, banner_refresh_seconds
         self.METRICS_TOKEN = env("METRICS_TOKEN")
         # Seconds the monitoring dashboard and /metrics wait for worker replies (ping/inspect).
         self.MONITOR_INSPECT_TIMEOUT = env_float("MONITOR_INSPECT_TIMEOUT", 1.0)
+        # Beat (luffy/beat/scheduler.py): a waiting beat takes over this long after the holder
+        # of luffy:beat:lock stops renewing it; everything is reloaded this often even
+        # without an edit; edits are looked for this often.
+        self.BEAT_LOCK_TIMEOUT = env_float("BEAT_LOCK_TIMEOUT", 30)
+        self.BEAT_FULL_RELOAD_SECONDS = env_float("BEAT_FULL_RELOAD_SECONDS", 300)
+        self.BEAT_CHANGE_CHECK_SECONDS = env_float("BEAT_CHANGE_CHECK_SECONDS", 1.0)
+
+        broker_url = env("CELERY_BROKER_URL", "redis://127.0.0.1:6379/1")
+        # Default: luffy.celery_results, the task_results table the admin shows.
+        result_backend = env("CELERY_RESULT_BACKEND", "luffy.celery_results:DatabaseBackend")
+        self.CELERY = celery_settings(
+            broker_url=broker_url,
+            result_backend=result_backend,
+            timezone=self.TIMEZONE,
+            banner_refresh_seconds=self.BANNER_REFRESH_SECONDS,
+            instance_dir=instance,
+            seckill_reconcile_seconds=self.SECKILL_RECONCILE_SECONDS,
+            visibility_timeout=env_int("CELERY_VISIBILITY_TIMEOUT", 12 * 3600),
+            extra_imports=env_list("CELERY_EXTRA_IMPORTS"),
+        )
+
+
+TASK_QUEUES = ("default", "seckill", "notify", "periodic")
+
+
+def celery_settings(broker_url, result_backend, timezone, banner_refresh_seconds, instance_dir,
+                    visibility_timeout=12 * 3600, extra_imports=(), seckill_reconcile_seconds=30):
+    """Celery's settings, lower-case as Celery names them (see README, "Celery settings")."""
+    # A message not acked within this many seconds is delivered again by the Redis
+    # transport (PITFALLS 3). Longer countdowns/etas are still run once: FlaskTask skips a
+    # second delivery of a delayed task (luffy/celery_init.py). Sweep for such messages
+    # often enough that a short timeout (CELERY_VISIBILITY_TIMEOUT) is honoured.
+    restore_every = max(1, min(10, visibility_timeout // 3))
+    return {
         "broker_url": broker_url,
         "result_backend": result_backend,
         "broker_connection_retry_on_startup": True,
         "broker_transport_options": {
             "visibility_timeout": visibility_timeout,
+            "unacked_restore_interval": restore_every,
+            "unacked_restore_throttle": 1 if visibility_timeout < 600 else 10,
             "socket_timeout": 2,
             "socket_connect_timeout": 2,
         },
@@ -157,15 +193,23 @@ def celery_settings(broker_url, result_backend, timezone, banner_refresh_seconds
             "tasks.seckill.*": {"queue": "seckill"},
             "tasks.user.send_email": {"queue": "notify"},
             "tasks.order.send_sms": {"queue": "notify"},
+            "tasks.alerts.*": {"queue": "notify"},
             "tasks.home.*": {"queue": "periodic"},
             "celery.backend_cleanup": {"queue": "periodic"},
         },
-        "imports": ["tasks.home"],
-        "beat_schedule_filename": str(instance_dir / "celerybeat-schedule"),
+        "imports": ["tasks.home", "tasks.user", "tasks.order", "tasks.alerts", "tasks.seckill",
+                    *extra_imports],
+        # The schedule lives in the database and is edited in the admin; these
+        # beat_schedule entries become rows on beat's first start (luffy/beat/).
+        "beat_scheduler": "luffy.beat.scheduler:DatabaseScheduler",
         "beat_schedule": {
             "refresh-banner-cache": {
                 "task": "tasks.home.update_banner",
                 "schedule": float(banner_refresh_seconds),
+            },
+            "seckill-reconcile": {
+                "task": "tasks.seckill.reconcile",
+                "schedule": float(seckill_reconcile_seconds),
             },
         },
     }
@@ -188,9 +232,18 @@ class ProductionConfig(Config):
         super().__init__()
         if self.SECRET_KEY == DEV_SECRET_KEY:
             raise RuntimeError("LUFFY_ENV=production needs SECRET_KEY set to a secret value.")
+        # Cookies only over HTTPS (gunicorn trusts X-Forwarded-Proto from FORWARDED_ALLOW_IPS),
+        # never readable from JavaScript, not sent on cross-site POSTs.
         self.SESSION_COOKIE_SECURE = True
         self.REMEMBER_COOKIE_SECURE = True
         self.SESSION_COOKIE_HTTPONLY = True
+        self.REMEMBER_COOKIE_HTTPONLY = True
+        self.SESSION_COOKIE_SAMESITE = "Lax"
+        self.PREFERRED_URL_SCHEME = "https"
+        # No debugger, no tracebacks in pages: errors go to the log, users get errors/error.html.
+        self.DEBUG = False
+        self.PROPAGATE_EXCEPTIONS = False
+        self.LOG_JSON = env_bool("LOG_JSON", True)
 
 
 CONFIGS = {
@@ -215,15 +268,6 @@ def web_server_settings():
         "bind": env("WEB_BIND", "127.0.0.1:8000"),
         "workers": env_int("WEB_CONCURRENCY", max(2, cpus)),
         "threads": env_int("WEB_THREADS", 8),
-    }
-        # Cookies only over HTTPS (gunicorn trusts X-Forwarded-Proto from FORWARDED_ALLOW_IPS),
-        # never readable from JavaScript, not sent on cross-site POSTs.
-        self.REMEMBER_COOKIE_HTTPONLY = True
-        self.SESSION_COOKIE_SAMESITE = "Lax"
-        self.PREFERRED_URL_SCHEME = "https"
-        # No debugger, no tracebacks in pages: errors go to the log, users get errors/error.html.
-        self.DEBUG = False
-        self.PROPAGATE_EXCEPTIONS = False
-        self.LOG_JSON = env_bool("LOG_JSON", True)
         # The reverse proxy's address(es): X-Forwarded-Proto is trusted only from there.
         "forwarded_allow_ips": env("FORWARDED_ALLOW_IPS", "127.0.0.1"),
+    }

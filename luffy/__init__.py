@@ -35,8 +35,9 @@ def configure_logging(app):
 
 
 def register_extensions(app):
-    from luffy import redis_store
+    from luffy import metrics, redis_store
     from luffy.auth.login import init_login
+    from luffy.beat.changes import watch_schedule_writes
     from luffy.extensions import cache, csrf, db, mail, migrate
     from luffy.home import banners
 
@@ -47,16 +48,23 @@ def register_extensions(app):
     csrf.init_app(app)
     init_login(app)
     redis_store.init_app(app)
+    metrics.init_app(app)
     banners.init_app(app)
+    watch_schedule_writes()  # every schedule write marks it changed for beat
 
 
 def register_blueprints(app):
     from luffy.auth import bp as auth_bp
+    from luffy.dashboard import bp as monitoring_bp
     from luffy.health import bp as health_bp
     from luffy.home import bp as home_bp
     from luffy.media import bp as media_bp
+    from luffy.notify import bp as notify_bp
+    from luffy.seckill import bp as seckill_bp
+    from luffy.tasks_api import bp as tasks_api_bp
 
-    for blueprint in (home_bp, auth_bp, health_bp, media_bp):
+    for blueprint in (home_bp, auth_bp, health_bp, media_bp, tasks_api_bp, notify_bp, monitoring_bp,
+                      seckill_bp):
         app.register_blueprint(blueprint)
 
 

@@ -1,0 +1,218 @@
+"""Celery schedule objects built from rows: a crontab evaluated in its own time zone, a
+one-moment ``clocked`` schedule, and validation the admin shares with beat.
+
+Crontab rules across daylight-saving changes (PITFALLS 12, 13), in the row's zone:
+- a wall-clock time that does not exist that day (02:30 when clocks jump from 02:00 to
+  03:00) runs once, shifted forward by the jump (03:30);
+- a wall-clock time that happens twice (01:30 when clocks fall back) runs once, at the
+  first occurrence, unless the hour field is ``*``: jobs that run every hour keep their
+  real-time rhythm and run in both occurrences (what Vixie cron does).
+Day of month and day of week must both match, as in Celery's own crontab.
+"""
+
+from datetime import date, datetime, timedelta, timezone
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+from celery.schedules import BaseSchedule, crontab, schedstate, schedule, solar
+
+from luffy.models.schedule import as_utc
+
+UTC = timezone.utc
+# How far ahead a crontab is searched for its next run; beyond it, the row never runs.
+SEARCH_DAYS = 366 * 28
+# The largest wall-clock jump of any zone's daylight-saving change, with a margin.
+DST_MARGIN = timedelta(hours=3)
+NEVER = timedelta(days=365 * 100).total_seconds()
+
+
+class ScheduleError(ValueError):
+    """A row that cannot be turned into a schedule; the message is for the admin form."""
+
+
+def get_zone(name):
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as error:
+        raise ScheduleError(f"未知的时区：{name}") from error
+
+
+def zone_names():
+    return sorted(available_timezones())
+
+
+class ZonedCrontab(crontab):
+    """A Celery crontab whose fields are read in the zone ``tz_name``, DST-safe."""
+
+    def __init__(self, minute="*", hour="*", day_of_week="*", day_of_month="*",
+                 month_of_year="*", tz_name="UTC", **kwargs):
+        try:
+            super().__init__(minute, hour, day_of_week, day_of_month, month_of_year, **kwargs)
+        except ValueError as error:
+            raise ScheduleError(f"crontab 无效：{error}") from error
+        self.zone = get_zone(tz_name)
+        self.tz_name = tz_name
+        self._sorted_hours = sorted(self.hour)
+        self._sorted_minutes = sorted(self.minute)
+        self._every_hour = len(self.hour) == 24
+
+    # -- the next run -------------------------------------------------------------------
+    def next_run(self, after):
+        """The first moment strictly after ``after`` (aware) when this crontab fires, in UTC."""
+        after = as_utc(after)
+        start = after.astimezone(self.zone).replace(tzinfo=None, second=0, microsecond=0)
+        if self._near_change(after):
+            start -= DST_MARGIN  # wall clock may have gone back: earlier local times can be ahead
+        best = best_local = None
+        for local in self._local_times(start):
+            if best is not None and local > best_local + DST_MARGIN:
+                break
+            for moment in self._moments(local):
+                if moment > after and (best is None or moment < best):
+                    best, best_local = moment, local
+            if best is not None and not self._near_change(best):
+                break
+        if best is None:
+            raise ScheduleError("这个 crontab 永远不会运行")
+        return best
+
+    def _near_change(self, moment):
+        return (moment - DST_MARGIN).astimezone(self.zone).utcoffset() != \
+            (moment + DST_MARGIN).astimezone(self.zone).utcoffset()
+
+    def _moments(self, local):
+        """The UTC moments a wall-clock time ``local`` stands for (zero, one or two)."""
+        first = local.replace(tzinfo=self.zone, fold=0).astimezone(UTC)
+        second = local.replace(tzinfo=self.zone, fold=1).astimezone(UTC)
+        if first == second:
+            return (first,)
+        if first.astimezone(self.zone).replace(tzinfo=None) != local:
+            return (first,)  # in a spring-forward gap: shifted forward by the gap
+        return (first, second) if self._every_hour else (first,)
+
+    def _local_times(self, start):
+        day = start.date()
+        for _ in range(SEARCH_DAYS):
+            if self._day_matches(day):
+                first_day = day == start.date()
+                for hour in self._sorted_hours:
+                    if first_day and hour < start.hour:
+                        continue
+                    for minute in self._sorted_minutes:
+                        if first_day and hour == start.hour and minute < start.minute:
+                            continue
+                        yield datetime(day.year, day.month, day.day, hour, minute)
+            day += timedelta(days=1)
+
+    def _day_matches(self, day):
+        return (day.month in self.month_of_year and day.day in self.day_of_month
+                and day.isoweekday() % 7 in self.day_of_week)
+
+    # -- Celery's interface -------------------------------------------------------------
+    def remaining_estimate(self, last_run_at):
+        return self.next_run(last_run_at) - as_utc(self.now())
+
+    def is_due(self, last_run_at):
+        now = as_utc(self.now())
+        if self.next_run(last_run_at) <= now:
+            return schedstate(True, (self.next_run(now) - now).total_seconds())
+        return schedstate(False, (self.next_run(last_run_at) - now).total_seconds())
+
+    def __repr__(self):
+        return f"<crontab: {self._orig_minute} {self._orig_hour} {self._orig_day_of_month} " \
+               f"{self._orig_month_of_year} {self._orig_day_of_week} ({self.tz_name})>"
+
+    def __reduce__(self):
+        return (self.__class__, (self._orig_minute, self._orig_hour, self._orig_day_of_week,
+                                 self._orig_day_of_month, self._orig_month_of_year, self.tz_name))
+
+    def __eq__(self, other):
+        if isinstance(other, ZonedCrontab):
+            return super().__eq__(other) and other.tz_name == self.tz_name
+        return NotImplemented
+
+
+class clocked(BaseSchedule):
+    """Due once, at ``moment``; the scheduler disables the task after that run."""
+
+    def __init__(self, moment, **kwargs):
+        super().__init__(**kwargs)
+        self.moment = as_utc(moment)
+
+    def remaining_estimate(self, last_run_at):
+        return self.moment - as_utc(self.now())
+
+    def next_run(self, after):
+        return self.moment if self.moment > as_utc(after) else None
+
+    def is_due(self, last_run_at):
+        remaining = self.remaining_estimate(last_run_at).total_seconds()
+        if remaining <= 0:
+            return schedstate(True, NEVER)
+        return schedstate(False, remaining)
+
+    def __repr__(self):
+        return f"<clocked: {self.moment.isoformat()}>"
+
+    def __reduce__(self):
+        return self.__class__, (self.moment,)
+
+    def __eq__(self, other):
+        if isinstance(other, clocked):
+            return self.moment == other.moment
+        return NotImplemented
+
+
+def crontab_from_row(row, app=None, nowfun=None):
+    return ZonedCrontab(row.minute, row.hour, row.day_of_week, row.day_of_month,
+                        row.month_of_year, tz_name=row.timezone, app=app, nowfun=nowfun)
+
+
+def schedule_from_task(task, app=None, nowfun=None):
+    """The Celery schedule for a ``PeriodicTask`` row (raises ScheduleError)."""
+    if task.interval is not None:
+        return schedule(timedelta(seconds=task.interval.seconds), app=app, nowfun=nowfun)
+    if task.crontab is not None:
+        return crontab_from_row(task.crontab, app=app, nowfun=nowfun)
+    if task.clocked is not None:
+        return clocked(task.clocked.clocked_time, app=app, nowfun=nowfun)
+    if task.solar is not None:
+        try:
+            return solar(task.solar.event, task.solar.latitude, task.solar.longitude,
+                         app=app, nowfun=nowfun)
+        except (ValueError, ImportError) as error:
+            raise ScheduleError(f"太阳事件无效：{error}") from error
+    raise ScheduleError("周期任务没有调度")
+
+
+def next_run_at(task, after, app=None):
+    """When the row ``task`` runs next after ``after`` (aware UTC), or None if never."""
+    if not task.enabled:
+        return None
+    sched = schedule_from_task(task, app=app)
+    after = as_utc(after)
+    start = as_utc(task.start_time)
+    last = as_utc(task.last_run_at)
+    if isinstance(sched, ZonedCrontab):
+        moment = sched.next_run(max(after, start) if start else after)
+        if last and last >= moment:
+            moment = sched.next_run(last)
+    elif isinstance(sched, clocked):
+        moment = None if (task.total_run_count or 0) > 0 else sched.moment
+    elif isinstance(sched, schedule):
+        moment = (last + sched.run_every) if last else after
+        moment = max(moment, start) if start else moment
+    else:
+        moment = after + sched.remaining_estimate(last or after)
+    expires = as_utc(task.expires)
+    if moment is not None and expires is not None and moment > expires:
+        return None
+    return moment
+
+
+def validate_crontab_fields(minute, hour, day_of_week, day_of_month, month_of_year, tz_name):
+    """Raise ScheduleError unless the fields parse, name real dates, and ever fire."""
+    cron = ZonedCrontab(minute, hour, day_of_week, day_of_month, month_of_year, tz_name=tz_name)
+    # Celery itself refuses 31 February (every day/month pair impossible); a spec that is
+    # possible on paper but never fires (30 February on a Monday...) is refused here.
+    cron.next_run(datetime.combine(date.today(), datetime.min.time(), tzinfo=UTC))
+    return cron

@@ -1,0 +1,185 @@
+"""Schedule services for the admin, the CLI, beat and monitoring: seeding rows from config,
+sending a task now, the next runs, beat's status, crontab descriptions."""
+
+import json
+import logging
+import time
+from datetime import timedelta
+
+from celery.schedules import crontab, schedule, solar
+from flask import current_app
+from redis.exceptions import RedisError
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from luffy.extensions import db
+from luffy.models.schedule import (
+    CrontabSchedule, IntervalSchedule, PeriodicTask, ScheduleVersion, SolarSchedule, as_utc,
+)
+from luffy.models.base import utcnow
+from luffy.redis_store import get_redis
+
+log = logging.getLogger(__name__)
+UNITS = (("days", 86400), ("hours", 3600), ("minutes", 60), ("seconds", 1))
+
+
+# -- first start --------------------------------------------------------------------------
+def seed_from_config(entries):
+    """Create a row for each config ``beat_schedule`` entry never seeded before.
+
+    Names already seeded are remembered, so a row the admin edited is never overwritten and
+    one it deleted does not come back. Returns the names created.
+    """
+    for attempt in range(2):
+        try:
+            return _seed_once(entries)
+        except IntegrityError:
+            if attempt:
+                raise  # two beats seeding at once: the second try sees the first's rows
+
+
+def _seed_once(entries):
+    created = []
+    with Session(db.engine) as session, session.begin():
+        version = session.get(ScheduleVersion, 1)
+        if version is None:
+            version = ScheduleVersion(id=1, version=0, changed_at=utcnow(), seeded="[]")
+            session.add(version)
+        seeded = set(json.loads(version.seeded or "[]"))
+        for name, spec in entries.items():
+            if name in seeded:
+                continue
+            seeded.add(name)
+            if session.scalar(select(PeriodicTask.id).where(PeriodicTask.name == name)) is None:
+                session.add(periodic_task_from_spec(session, name, spec))
+                created.append(name)
+        version.seeded = json.dumps(sorted(seeded))
+    return created
+
+
+def periodic_task_from_spec(session, name, spec):
+    """A ``PeriodicTask`` for one Celery ``beat_schedule`` entry."""
+    options = dict(spec.get("options") or {})
+    task = PeriodicTask(
+        name=name, task=spec["task"],
+        args=json.dumps(list(spec.get("args") or ())),
+        kwargs=json.dumps(dict(spec.get("kwargs") or {})),
+        queue=options.get("queue"), routing_key=options.get("routing_key"),
+        priority=options.get("priority"), headers=json.dumps(options.get("headers") or {}),
+        description=spec.get("description", "来自配置 beat_schedule"),
+    )
+    expires = options.get("expires")
+    if isinstance(expires, (int, float)):
+        task.expire_seconds = int(expires)
+    elif expires is not None:
+        task.expires = expires
+    sched = spec["schedule"]
+    if isinstance(sched, crontab):
+        task.crontab = CrontabSchedule(
+            minute=str(sched._orig_minute), hour=str(sched._orig_hour),
+            day_of_week=str(sched._orig_day_of_week), day_of_month=str(sched._orig_day_of_month),
+            month_of_year=str(sched._orig_month_of_year), timezone=current_app.config["TIMEZONE"],
+        )
+    elif isinstance(sched, solar):
+        task.solar = SolarSchedule(event=sched.event, latitude=sched.lat, longitude=sched.lon)
+    else:
+        seconds = sched.run_every.total_seconds() if isinstance(sched, schedule) else (
+            sched.total_seconds() if isinstance(sched, timedelta) else float(sched))
+        task.interval = interval_row(session, max(1, round(seconds)))
+    return task
+
+
+def interval_row(session, seconds):
+    """The interval row for ``seconds`` in its largest whole unit, reusing an identical one."""
+    every, period = next((seconds // size, unit) for unit, size in UNITS if seconds % size == 0)
+    existing = session.scalar(select(IntervalSchedule).where(
+        IntervalSchedule.every == every, IntervalSchedule.period == period).limit(1))
+    return existing or IntervalSchedule(every=every, period=period)
+
+
+# -- sending now --------------------------------------------------------------------------
+def run_now(task):
+    """Send the row's task at once with its arguments and options; returns the task id.
+
+    The schedule is not touched (no last run, no count): this run is extra.
+    """
+    from luffy.beat.scheduler import entry_options
+
+    celery = current_app.extensions["celery"]
+    result = celery.send_task(task.task, json.loads(task.args or "[]"),
+                              json.loads(task.kwargs or "{}"), **entry_options(task))
+    return result.id
+
+
+# -- monitoring ---------------------------------------------------------------------------
+def next_due(limit=5):
+    """The next ``limit`` runs of enabled tasks: [{"name", "task", "next_run_at"}...].
+
+    Worked out from the database the way beat does it (``next_run_at`` aware UTC).
+    """
+    from luffy.beat.scheduler import Entry, fingerprint
+    from luffy.beat.schedules import ScheduleError, schedule_from_task
+
+    celery = current_app.extensions["celery"]
+    now = utcnow()
+    upcoming = []
+    for row in db.session.scalars(select(PeriodicTask).where(PeriodicTask.enabled.is_(True))).unique():
+        try:
+            entry = Entry(row, schedule_from_task(row, app=celery), fingerprint(row))
+        except ScheduleError:
+            continue
+        moment = entry.refresh_due(now)
+        if moment is not None:
+            upcoming.append({"name": row.name, "task": row.task, "next_run_at": moment})
+    upcoming.sort(key=lambda item: item["next_run_at"])
+    return upcoming[:limit]
+
+
+def next_run_of(row):
+    """The next run of one row (aware UTC), or None; for the admin list."""
+    from luffy.beat.scheduler import Entry, fingerprint
+    from luffy.beat.schedules import ScheduleError, schedule_from_task
+
+    if not row.enabled or row.schedule_row is None:
+        return None
+    try:
+        entry = Entry(row, schedule_from_task(row, app=current_app.extensions["celery"]), fingerprint(row))
+    except (ScheduleError, ValueError):
+        return None
+    return entry.refresh_due(utcnow())
+
+
+def beat_status():
+    """Who holds the beat lock and when beat last ticked.
+
+    {"holder": "host:pid:token" or None, "last_tick": unix time or None,
+     "seconds_since_tick": float or None, "redis": True/False}
+    """
+    from luffy.beat.lock import LAST_TICK_KEY, LOCK_KEY
+
+    try:
+        holder, last_tick = get_redis().mget(LOCK_KEY, LAST_TICK_KEY)
+    except RedisError as error:
+        log.warning("beat status unavailable, Redis down: %s", error)
+        return {"holder": None, "last_tick": None, "seconds_since_tick": None, "redis": False}
+    last = float(last_tick) if last_tick else None
+    return {
+        "holder": holder.decode() if holder else None,
+        "last_tick": last,
+        "seconds_since_tick": round(time.time() - last, 3) if last else None,
+        "redis": True,
+    }
+
+
+def describe_crontab(row):
+    """A human description of a crontab row, in Chinese."""
+    from cron_descriptor import ExpressionDescriptor, Options
+
+    options = Options()
+    options.locale_code = "zh_CN"
+    options.use_24hour_time_format = True
+    try:
+        return ExpressionDescriptor(row.expression, options).get_description()
+    except Exception:  # cron-descriptor raises its own types for what Celery accepts
+        return row.expression
