@@ -6,6 +6,7 @@ from sqlalchemy import func, select
 
 from luffy.extensions import db
 from luffy.models import Banner, Course, User
+from luffy.seckill.services import seed_demo_sale
 
 DEMO_BANNERS = [
     ("Python 全栈开发", "/static/img/banners/python.svg", "/seckill/1/", 1),
@@ -44,6 +45,7 @@ def seed_demo_data():
             db.session.add(Banner(title=title, image=image, link=link, orders=orders))
             added["banners"] += 1
     db.session.commit()
+    added["sales"] = seed_demo_sale()
     return added
 
 

@@ -10,6 +10,7 @@ def init_admin(app):
     from luffy.admin.views import BannerView, CourseView, UserView
     from luffy.extensions import db
     from luffy.models import Banner, Course, User
+    from luffy.seckill.admin import add_views as add_seckill_views
 
     admin = Admin(
         app,
@@ -20,5 +21,6 @@ def init_admin(app):
     admin.add_view(BannerView(Banner, db.session, name="轮播图", endpoint="banner"))
     admin.add_view(CourseView(Course, db.session, name="课程", endpoint="course"))
     admin.add_view(UserView(User, db.session, name="用户", endpoint="user"))
+    add_seckill_views(admin)
     app.extensions["luffy_admin"] = admin
     return admin

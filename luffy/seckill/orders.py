@@ -1,0 +1,373 @@
+"""Turning admitted buyers into orders, in batches, idempotently (run by the order task).
+
+One drainer at a time holds ``drain:lock``; it moves tickets from ``pending`` to ``processing``
+(marking them running), writes their orders in one transaction, then marks them bought or
+failed and drops them from ``processing`` in one Lua step. A drainer that dies leaves its
+batch on ``processing``: the next one (the redelivered message, a later kick or the
+reconciliation) takes that batch first. Writing an order twice is impossible: a ticket whose
+buyer already has an order in the sale is simply marked bought (UNIQUE(sale_id, user_id) and
+UNIQUE(ticket) hold the line if anything else slips).
+"""
+
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+
+from flask import current_app
+from sqlalchemy import insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from luffy.extensions import db
+from luffy.models import Order, Sale, User
+from luffy.models.base import utcnow
+from luffy.redis_store import get_redis
+from luffy.seckill import services
+from luffy.seckill.services import (
+    BOUGHT, FAILED, KICK_KEY, LOCK_KEY, PENDING_KEY, PROCESSING_KEY, ticket_key,
+)
+
+log = logging.getLogger(__name__)
+
+LOCK_SECONDS = 15
+# Times a ticket may be found on a dead order task's batch before it fails.
+MAX_ATTEMPTS = 3
+
+# KEYS: pending, processing   ARGV: batch size
+TAKE_BATCH = """
+local taken = {}
+for i = 1, tonumber(ARGV[1]) do
+  local t = redis.call('RPOPLPUSH', KEYS[1], KEYS[2])
+  if not t then break end
+  redis.call('HSET', 'luffy:seckill:ticket:' .. t, 'state', '3', 'msg', '正在下单')
+  taken[#taken + 1] = t
+end
+return taken
+"""
+
+# Finish tickets. ARGV: ttl, then triples (ticket, outcome, msg); outcome: 1 bought,
+# 0 failed and the unit goes back, x failed and the unit stays gone (the database had none).
+# KEYS: processing
+FINISH = """
+local ttl = tonumber(ARGV[1])
+for i = 2, #ARGV, 3 do
+  local t, outcome, msg = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  local tk = 'luffy:seckill:ticket:' .. t
+  local info = redis.call('HMGET', tk, 'sale', 'user', 'state')
+  redis.call('LREM', KEYS[1], 0, t)
+  if info[1] and info[3] ~= '1' and info[3] ~= '0' then
+    local sk = 'luffy:seckill:sale:' .. info[1]
+    redis.call('HINCRBY', sk, 'queued', -1)
+    if outcome == '1' then
+      redis.call('HSET', tk, 'state', '1', 'msg', msg)
+    else
+      redis.call('HSET', tk, 'state', '0', 'msg', msg)
+      if redis.call('HGET', sk .. ':buyers', info[2]) == t then
+        redis.call('HDEL', sk .. ':buyers', info[2])
+        if outcome == '0' and redis.call('EXISTS', sk) == 1 then
+          redis.call('HINCRBY', sk, 'stock', 1)
+        end
+      end
+    end
+    redis.call('EXPIRE', tk, ttl)
+  end
+end
+return 1
+"""
+
+# Release the lock and clear the kick together, only when nothing is pending: an admission
+# after this sees no kick and sends a new order task. KEYS: pending, kick, lock  ARGV: token
+FINISH_DRAIN = """
+if redis.call('LLEN', KEYS[1]) > 0 then return 0 end
+redis.call('DEL', KEYS[2])
+if redis.call('GET', KEYS[3]) == ARGV[1] then redis.call('DEL', KEYS[3]) end
+return 1
+"""
+
+RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+"""
+
+# Put a ticket that is waiting but on no list back on ``pending``. KEYS: pending, processing
+REQUEUE = """
+local state = redis.call('HGET', 'luffy:seckill:ticket:' .. ARGV[1], 'state')
+if state ~= '2' and state ~= '3' then return 0 end
+if redis.call('LPOS', KEYS[1], ARGV[1]) or redis.call('LPOS', KEYS[2], ARGV[1]) then return 0 end
+redis.call('HSET', 'luffy:seckill:ticket:' .. ARGV[1], 'state', '2', 'msg', '排队中')
+redis.call('LPUSH', KEYS[1], ARGV[1])
+return 1
+"""
+
+
+@dataclass
+class Outcome:
+    ticket: str
+    code: str  # "1" bought, "0" failed (unit back), "x" failed (no unit to give back)
+    msg: str
+    order_id: int | None = None
+    contact: bool = False  # the buyer has a mobile or an e-mail address
+
+
+class DrainBusy(Exception):
+    """Another order task holds the lock."""
+
+
+class Drainer:
+    """Holds the drain lock while it turns pending tickets into orders."""
+
+    def __init__(self):
+        self.redis = get_redis()
+        self.token = uuid.uuid4().hex
+
+    def acquire(self, wait=0.0):
+        deadline = time.monotonic() + wait
+        while not self.redis.set(LOCK_KEY, self.token, nx=True, ex=LOCK_SECONDS):
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.05)
+        return True
+
+    def release(self):
+        self.redis.eval(RELEASE, 1, LOCK_KEY, self.token)
+
+    def renew(self):
+        self.redis.eval(RENEW, 1, LOCK_KEY, self.token, LOCK_SECONDS * 1000)
+
+    def drain(self):
+        """Process the left-over batch, then pending tickets until none is left; returns outcomes."""
+        batch_size = current_app.config["SECKILL_BATCH_SIZE"]
+        outcomes = []
+        batch = self.leftover_batch()
+        while True:
+            if not batch:
+                batch = [t.decode() for t in self.redis.eval(
+                    TAKE_BATCH, 2, PENDING_KEY, PROCESSING_KEY, batch_size)]
+            if not batch:
+                if self.redis.eval(FINISH_DRAIN, 3, PENDING_KEY, KICK_KEY, LOCK_KEY, self.token):
+                    return outcomes
+                continue
+            outcomes.extend(place_orders(batch))
+            self.renew()
+            batch = []
+
+
+    def leftover_batch(self):
+        """The batch a dead order task left on ``processing``, minus tickets tried too often.
+
+        A batch that kills its worker every time (PITFALLS 4) would otherwise be redelivered
+        for ever: after MAX_ATTEMPTS its tickets fail and their units go back.
+        """
+        batch = [t.decode() for t in self.redis.lrange(PROCESSING_KEY, 0, -1)]
+        if not batch:
+            return []
+        pipe = self.redis.pipeline(transaction=False)
+        for ticket in batch:
+            pipe.hincrby(ticket_key(ticket), "tries", 1)
+        tries = pipe.execute()
+        poisoned = [t for t, n in zip(batch, tries) if n > MAX_ATTEMPTS]
+        if poisoned:
+            log.error("Giving up on %d flash-sale tickets after %d attempts.", len(poisoned), MAX_ATTEMPTS)
+            finish([Outcome(t, FAILED, "下单失败，名额已退回，请重试") for t in poisoned])
+        return [t for t in batch if t not in set(poisoned)]
+
+
+def drain_pending(wait=0.0):
+    """Run one drainer; raises DrainBusy when another one holds the lock."""
+    drainer = Drainer()
+    if not drainer.acquire(wait):
+        raise DrainBusy()
+    try:
+        return drainer.drain()
+    finally:
+        drainer.release()  # no-op when FINISH_DRAIN already released it
+
+
+def waiting_tickets():
+    """Tickets on the pending and processing lists."""
+    redis = get_redis()
+    return redis.llen(PENDING_KEY) + redis.llen(PROCESSING_KEY)
+
+
+def give_up(reason):
+    """The order task failed for good: fail the batch it held and give the units back."""
+    drainer = Drainer()
+    if not drainer.acquire(wait=LOCK_SECONDS):
+        return
+    try:
+        batch = [t.decode() for t in drainer.redis.lrange(PROCESSING_KEY, 0, -1)]
+        log.error("Flash-sale order task gave up on %d tickets: %s", len(batch), reason)
+        finish([Outcome(t, FAILED, "下单失败，名额已退回，请重试") for t in batch])
+    finally:
+        drainer.release()
+
+
+def requeue(ticket):
+    """Put a waiting ticket that fell off every list back on ``pending``; True if it did."""
+    return bool(get_redis().eval(REQUEUE, 2, PENDING_KEY, PROCESSING_KEY, ticket))
+
+
+def place_orders(tickets):
+    """Write the orders of ``tickets`` (one transaction per sale), then finish them in Redis."""
+    redis = get_redis()
+    pipe = redis.pipeline(transaction=False)
+    for ticket in tickets:
+        pipe.hmget(ticket_key(ticket), "sale", "user", "state")
+    outcomes, by_sale = [], {}
+    for ticket, (sale_id, user_id, state) in zip(tickets, pipe.execute()):
+        if sale_id is None:
+            outcomes.append(Outcome(ticket, FAILED, "抢购记录已丢失"))  # Redis lost it
+        elif state in (b"0", b"1"):
+            outcomes.append(Outcome(ticket, state.decode(), ""))  # already finished
+        else:
+            by_sale.setdefault(int(sale_id), []).append((ticket, int(user_id)))
+    for sale_id, entries in by_sale.items():
+        outcomes.extend(place_sale_orders(sale_id, entries))
+    finish(outcomes)
+    notify_buyers([o for o in outcomes if o.code == BOUGHT and o.order_id])
+    return outcomes
+
+
+def finish(outcomes):
+    if not outcomes:
+        return
+    args = [current_app.config["SECKILL_RESULT_TTL"]]
+    for outcome in outcomes:
+        args += [outcome.ticket, outcome.code, outcome.msg or ("抢购成功" if outcome.code == BOUGHT else "抢购失败")]
+    get_redis().eval(FINISH, 1, PROCESSING_KEY, *args)
+
+
+def place_sale_orders(sale_id, entries):
+    try:
+        return write_orders(sale_id, entries)
+    except IntegrityError:
+        # Someone else wrote one of these orders meanwhile: settle them one by one.
+        db.session.rollback()
+        outcomes = []
+        for entry in entries:
+            try:
+                outcomes.extend(write_orders(sale_id, [entry]))
+            except IntegrityError:
+                db.session.rollback()
+                outcomes.extend(write_orders(sale_id, [entry]))
+        return outcomes
+
+
+def write_orders(sale_id, entries):
+    """One transaction: the orders of ``entries`` [(ticket, user_id)] in ``sale_id``."""
+    session = db.session
+    outcomes = []
+    sale = session.scalar(select(Sale).where(Sale.id == sale_id).with_for_update())
+    user_ids = [user_id for _, user_id in entries]
+    existing = dict(session.execute(
+        select(Order.user_id, Order.ticket).where(Order.sale_id == sale_id, Order.user_id.in_(user_ids))
+    ).all())
+    contacts = {
+        user_id: bool(mobile or email)
+        for user_id, mobile, email in session.execute(
+            select(User.id, User.mobile, User.email).where(User.id.in_(user_ids), User.is_active.is_(True))
+        )
+    }
+    new = []
+    for ticket, user_id in entries:
+        if user_id in existing:
+            if existing[user_id] == ticket:
+                outcomes.append(Outcome(ticket, BOUGHT, "抢购成功"))  # a redelivery
+            else:
+                outcomes.append(Outcome(ticket, "0", "您已经抢购过该课程"))
+        elif sale is None or sale.state != Sale.OPEN:
+            outcomes.append(Outcome(ticket, "0", "秒杀活动已关闭"))
+        elif user_id not in contacts:
+            outcomes.append(Outcome(ticket, "0", "账号不可用"))
+        else:
+            new.append((ticket, user_id))
+    taken = take_stock(sale_id, len(new)) if new else 0
+    rows = [
+        {"ticket": ticket, "user_id": user_id, "course_id": sale.course_id, "sale_id": sale_id,
+         "price": sale.price, "state": Order.CREATED, "created_at": utcnow()}
+        for ticket, user_id in new[:taken]
+    ]
+    if rows:
+        session.execute(insert(Order), rows)
+    session.commit()
+    if rows:
+        ids = dict(session.execute(
+            select(Order.ticket, Order.id).where(Order.ticket.in_([r["ticket"] for r in rows]))
+        ).all())
+        outcomes += [
+            Outcome(r["ticket"], BOUGHT, "抢购成功", ids.get(r["ticket"]), contacts[r["user_id"]])
+            for r in rows
+        ]
+    outcomes += [Outcome(ticket, "x", "已售罄") for ticket, _ in new[taken:]]
+    return outcomes
+
+
+def take_stock(sale_id, wanted):
+    """Decrement the database stock by up to ``wanted``; returns how many units were taken.
+
+    The UPDATE is guarded (``remaining_stock >= n``, i.e. ``> 0`` for one unit) and a CHECK
+    keeps the column non-negative, so the database never sells what it does not have even if
+    Redis admitted too many (after losing writes, say).
+    """
+    session = db.session
+    while wanted > 0:
+        result = session.execute(
+            update(Sale)
+            .where(Sale.id == sale_id, Sale.remaining_stock >= wanted)
+            .values(remaining_stock=Sale.remaining_stock - wanted)
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount == 1:
+            return wanted
+        left = session.scalar(select(Sale.remaining_stock).where(Sale.id == sale_id)) or 0
+        wanted = min(wanted, left)
+        if left <= 0:
+            return 0
+    return 0
+
+
+def notify_buyers(outcomes):
+    """Queue a notice for each new order whose buyer has a mobile or an e-mail address."""
+    from tasks.seckill import notify_buyer
+
+    for outcome in outcomes:
+        if not outcome.contact:
+            continue
+        try:
+            notify_buyer.apply_async((outcome.order_id,), queue="notify")
+        except Exception as error:  # the order stands; the notice is best effort
+            log.warning("Could not queue the notice of order %s: %s", outcome.order_id, error)
+
+
+ORDER_SMS = "【路飞学城】恭喜您秒杀成功：{course}，秒杀价 ¥{price}，订单号 {order_id}。"
+NOTIFIED_KEY = "luffy:seckill:notified:{}:{}"
+NOTIFIED_TTL = 7 * 86400
+
+
+def send_order_notice(order_id):
+    """Text (and mail, when the buyer has an address) the buyer of ``order_id``, once each."""
+    from luffy.sms import get_sms_backend
+    from tasks.user import send_email
+
+    order = db.session.get(Order, order_id)
+    if order is None:
+        return {"order": order_id, "sent": []}
+    redis = get_redis()
+    text = ORDER_SMS.format(course=order.course.name, price=order.price, order_id=order.id)
+    sent = []
+    if order.user.mobile and redis.set(NOTIFIED_KEY.format(order_id, "sms"), "1", nx=True, ex=NOTIFIED_TTL):
+        try:
+            get_sms_backend().send(order.user.mobile, text)
+        except Exception:
+            redis.delete(NOTIFIED_KEY.format(order_id, "sms"))  # the retry sends it
+            raise
+        sent.append("sms")
+    if order.user.email and redis.set(NOTIFIED_KEY.format(order_id, "mail"), "1", nx=True, ex=NOTIFIED_TTL):
+        send_email.delay(order.user.email, "秒杀成功", "notice", {"message": text})
+        sent.append("mail")
+    return {"order": order_id, "sent": sent}
