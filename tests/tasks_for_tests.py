@@ -12,7 +12,7 @@ from luffy.redis_store import get_redis
 
 
 @shared_task(name="tests.fails")
-def fails(tag):
+def fails(tag, **details):
     """Always raises, so the failure alert has something to report."""
     raise RuntimeError(f"boom {tag}")
 

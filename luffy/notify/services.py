@@ -17,6 +17,13 @@ MOBILE_LIMIT_KEY = "luffy:sms:mobile:{}"
 ADDRESS_LIMIT_KEY = "luffy:sms:addr:{}"
 ADDRESS_WINDOW_SECONDS = 3600
 MAX_SUBJECT = 200
+
+# INCR with the window's TTL set by the first hit (EXPIRE NX needs Redis 7; this runs on 6).
+COUNT_IN_WINDOW = """
+local n = redis.call('incr', KEYS[1])
+if n == 1 then redis.call('expire', KEYS[1], ARGV[1]) end
+return n
+"""
 MAX_MESSAGE = 5000
 
 
@@ -69,10 +76,7 @@ def queue_sms_code(mobile, client_address):
             raise ApiError(429, "验证码发送过于频繁，请稍后再试",
                            retry_after=max(1, redis.ttl(MOBILE_LIMIT_KEY.format(mobile))))
         address_key = ADDRESS_LIMIT_KEY.format(client_address or "unknown")
-        pipe = redis.pipeline()
-        pipe.incr(address_key)
-        pipe.expire(address_key, ADDRESS_WINDOW_SECONDS, nx=True)
-        sent_from_address, _ = pipe.execute()
+        sent_from_address = redis.eval(COUNT_IN_WINDOW, 1, address_key, ADDRESS_WINDOW_SECONDS)
         if sent_from_address > config["SMS_ADDRESS_LIMIT"]:
             redis.delete(MOBILE_LIMIT_KEY.format(mobile))  # this mobile was not texted
             raise ApiError(429, "请求过于频繁，请稍后再试")
