@@ -74,11 +74,33 @@ def test_admin_queues_a_templated_mail(app, admin_client, worker, mailbox):
     {"to": "a@example.com", "subject": "s", "message": 42},
     {"to": ["a@example.com"], "subject": "s", "message": "m"},
     [1, 2],
+    {**MAIL, "countdown": -1},
+    {**MAIL, "countdown": "10"},
+    {**MAIL, "countdown": 8 * 86400},
+    {**MAIL, "eta": "tomorrow"},
+    {**MAIL, "eta": "2099-01-01T00:00:00"},
+    {**MAIL, "eta": "2026-01-01T00:00:00", "countdown": 5},
 ])
 def test_email_endpoint_refuses_bad_input(admin_client, body):
     response = post(admin_client, "/api/v1/user/email/", body)
     assert response.status_code == 400
     assert response.get_json()["code"] == 101
+
+
+def test_a_mail_can_be_sent_later_at_an_eta_in_the_configured_time_zone(app, admin_client, worker,
+                                                                          mailbox):
+    from datetime import datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    # A naive time is Asia/Shanghai time (TIMEZONE), as a user of the site would write it.
+    eta = datetime.now(ZoneInfo("Asia/Shanghai")).replace(tzinfo=None) + timedelta(seconds=3)
+    response = post(admin_client, "/api/v1/user/email/", {**MAIL, "eta": eta.isoformat()})
+    assert response.status_code == 200
+    task_id = response.get_json()["task_id"]
+    time.sleep(1)
+    assert admin_client.get(f"/api/v1/tasks/{task_id}/").get_json()["state"] == "PENDING"
+    assert mailbox.messages == []
+    mailbox.wait_for(1)
 
 
 def test_email_endpoint_refuses_a_non_json_body(admin_client):

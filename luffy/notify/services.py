@@ -2,6 +2,8 @@
 
 import re
 import secrets
+from datetime import datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 from flask import current_app
 from kombu.exceptions import OperationalError
@@ -17,6 +19,7 @@ MOBILE_LIMIT_KEY = "luffy:sms:mobile:{}"
 ADDRESS_LIMIT_KEY = "luffy:sms:addr:{}"
 ADDRESS_WINDOW_SECONDS = 3600
 MAX_SUBJECT = 200
+MAX_DELAY = timedelta(days=7)
 
 # INCR with the window's TTL set by the first hit (EXPIRE NX needs Redis 7; this runs on 6).
 COUNT_IN_WINDOW = """
@@ -27,10 +30,10 @@ return n
 MAX_MESSAGE = 5000
 
 
-def _queue(task, *args):
+def _queue(task, *args, **options):
     """Send ``task``; a broker outage answers 503, never a 500."""
     try:
-        return task.delay(*args).id
+        return task.apply_async(args, **options).id
     except OperationalError as error:
         raise ApiError(503, "任务队列暂时不可用，请稍后再试") from error
 
@@ -45,7 +48,8 @@ def _text(data, name, limit):
 
 
 def queue_email(data):
-    """Validate ``{"to", "subject", "message"}`` and queue ``tasks.user.send_email``; returns the task id."""
+    """Validate ``{"to", "subject", "message"[, "countdown" | "eta"]}`` and queue
+    ``tasks.user.send_email`` (now, or later); returns the task id."""
     from tasks.user import send_email
 
     to = _text(data, "to", 254)
@@ -53,7 +57,33 @@ def queue_email(data):
         raise ApiError(400, "邮箱格式不正确")
     subject = _text(data, "subject", MAX_SUBJECT)
     message = _text(data, "message", MAX_MESSAGE)
-    return _queue(send_email, to, subject, "notice", {"message": message})
+    return _queue(send_email, to, subject, "notice", {"message": message}, **_when(data))
+
+
+def _when(data):
+    """Optional delay: ``countdown`` (seconds) or ``eta`` (ISO time; without an offset it is
+    in the configured TIMEZONE, Asia/Shanghai by default), at most MAX_DELAY ahead."""
+    countdown, eta = data.get("countdown"), data.get("eta")
+    if countdown is not None and eta is not None:
+        raise ApiError(400, "countdown 与 eta 只能给一个")
+    if countdown is not None:
+        if isinstance(countdown, bool) or not isinstance(countdown, int) \
+                or not 0 <= countdown <= MAX_DELAY.total_seconds():
+            raise ApiError(400, "countdown 必须是 0 到 604800 之间的整数秒")
+        return {"countdown": countdown}
+    if eta is None:
+        return {}
+    try:
+        moment = datetime.fromisoformat(eta) if isinstance(eta, str) else None
+    except ValueError:
+        moment = None
+    if moment is None:
+        raise ApiError(400, "eta 必须是 ISO 8601 时间，例如 2026-12-01T09:00:00")
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=ZoneInfo(current_app.config["TIMEZONE"]))
+    if moment - datetime.now(timezone.utc) > MAX_DELAY:
+        raise ApiError(400, "eta 最多只能在 7 天之后")
+    return {"eta": moment}
 
 
 def valid_mobile(data):
