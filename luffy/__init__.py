@@ -37,7 +37,7 @@ def configure_logging(app):
 def register_extensions(app):
     from luffy import metrics, redis_store
     from luffy.auth.login import init_login
-    from luffy.beat.changes import watch_schedule_writes
+    from luffy import beat
     from luffy.extensions import cache, csrf, db, mail, migrate
     from luffy.home import banners
 
@@ -50,7 +50,7 @@ def register_extensions(app):
     redis_store.init_app(app)
     metrics.init_app(app)
     banners.init_app(app)
-    watch_schedule_writes()  # every schedule write marks it changed for beat
+    beat.init_app(app)  # every schedule write marks it changed for beat
 
 
 def register_blueprints(app):

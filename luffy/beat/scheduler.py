@@ -151,14 +151,13 @@ class DatabaseScheduler(Scheduler):
         self._db_retry_at = 0.0
         self._db_down = False
         self._seeded = False
-        self.lock = None
+        with self.flask_app.app_context():
+            self.engine = self.flask_app.extensions["sqlalchemy"].engine
+        self.lock = BeatLock(self.flask_app.extensions["luffy_redis"], self.lock_timeout)
         super().__init__(app, *args, **kwargs)
 
     # -- Celery's interface -------------------------------------------------------------
     def setup_schedule(self):
-        with self.flask_app.app_context():
-            self.engine = self.flask_app.extensions["sqlalchemy"].engine
-            self.lock = BeatLock(self.flask_app.extensions["luffy_redis"], self.lock_timeout)
         self._seed()
 
     @property
