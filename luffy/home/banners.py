@@ -193,7 +193,7 @@ def _rebuild_after_commit(session):
         rebuild_banner_cache()
 
 
-def _forget_on_rollback(session):
+def _forget_on_rollback(session, previous_transaction=None):
     session.info.pop("banners_changed", None)
 
 

@@ -84,14 +84,15 @@ class SaleView(SecureModelView):
         model.end_at = from_local(model.end_at)
         if model.start_at is None or model.end_at is None or model.end_at <= model.start_at:
             raise ValidationError("结束时间必须晚于开始时间")
-        self.refuse_overlap(model)
-        if is_created:
-            model.remaining_stock = model.total_stock
-        else:
-            old_total = saved_value(model, "total_stock")
-            if old_total != model.total_stock:
-                self.refuse_stock_change(model, old_total)
+        with db.session.no_autoflush:  # the checks query the table this half-made row goes into
+            self.refuse_overlap(model)
+            if is_created:
                 model.remaining_stock = model.total_stock
+            else:
+                old_total = saved_value(model, "total_stock")
+                if old_total != model.total_stock:
+                    self.refuse_stock_change(model, old_total)
+                    model.remaining_stock = model.total_stock
         super().on_model_change(form, model, is_created)
 
     def refuse_stock_change(self, sale, old_total):

@@ -49,6 +49,7 @@ REFUND = """
 if redis.call('HGET', KEYS[2], ARGV[1]) ~= ARGV[2] then return 0 end
 redis.call('HDEL', KEYS[2], ARGV[1])
 redis.call('HINCRBY', KEYS[1], 'stock', 1)
+redis.call('HINCRBY', KEYS[1], 'queued', -1)
 local tk = 'luffy:seckill:ticket:' .. ARGV[2]
 if redis.call('EXISTS', tk) == 1 then
   redis.call('HSET', tk, 'state', '0', 'msg', '下单失败，名额已退回，请重试')
