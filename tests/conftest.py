@@ -55,6 +55,30 @@ def _drop_postgres_database():
     engine.dispose()
 
 
+def _rabbitmqctl(*args):
+    subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=60)
+
+
+def _isolated_broker_url(broker_url):
+    """For an amqp:// URL, a fresh vhost of its own (when rabbitmqctl is here); else the URL."""
+    from urllib.parse import quote, urlsplit, urlunsplit
+
+    parts = urlsplit(broker_url)
+    if not parts.scheme.startswith(("amqp", "pyamqp")) or not shutil.which("rabbitmqctl"):
+        return broker_url
+    vhost = f"luffy_test_{uuid.uuid4().hex[:10]}"
+    _rabbitmqctl("add_vhost", vhost)
+    RUNTIME["rabbitmq_vhost"] = vhost
+    _rabbitmqctl("set_permissions", "-p", vhost, parts.username or "guest", ".*", ".*", ".*")
+    return urlunsplit(parts._replace(path="/" + quote(vhost, safe="")))
+
+
+def _delete_rabbitmq_vhost():
+    vhost = RUNTIME.pop("rabbitmq_vhost", None)
+    if vhost:
+        _rabbitmqctl("delete_vhost", vhost)
+
+
 def pytest_configure(config):
     tmp = Path(tempfile.mkdtemp(prefix="luffy-test-"))
     RUNTIME["tmp"] = tmp
@@ -72,10 +96,17 @@ def pytest_configure(config):
             "SECRET_KEY": "test-secret-key",
             "DATABASE_URL": database_url,
             "REDIS_URL": f"redis://127.0.0.1:{port}/0",
-            "CELERY_BROKER_URL": os.environ.get("LUFFY_TEST_BROKER_URL")
+            "CELERY_BROKER_URL": _isolated_broker_url(os.environ.get("LUFFY_TEST_BROKER_URL", ""))
             or f"redis://127.0.0.1:{port}/1",
             "UPLOAD_DIR": str(tmp / "uploads"),
             "BANNER_REFRESH_SECONDS": "60",
+            # Mail goes to the aiosmtpd server of the `smtp_server` fixture (when started).
+            "MAIL_SERVER": "127.0.0.1",
+            "MAIL_PORT": str(free_port()),
+            "MAIL_TIMEOUT": "3",
+            "ALERT_EMAILS": "ops@luffy.test",
+            # Task modules only the test workers load (tests/tasks_for_tests.py).
+            "CELERY_EXTRA_IMPORTS": "tests.tasks_for_tests",
         }
     )
     os.environ.pop("CELERY_RESULT_BACKEND", None)
@@ -88,6 +119,7 @@ def pytest_unconfigure(config):
         process.wait(timeout=10)
     try:
         _drop_postgres_database()
+        _delete_rabbitmq_vhost()
     finally:
         shutil.rmtree(RUNTIME.get("tmp", ""), ignore_errors=True)
 
@@ -251,3 +283,47 @@ def worker(app):
     process = start_worker(app, "-c", "2")
     yield process
     stop_worker(process)
+
+
+class Mailbox:
+    """What the loopback SMTP server received, as parsed ``email.message.Message`` objects."""
+
+    def __init__(self):
+        self.messages = []
+
+    async def handle_DATA(self, server, session, envelope):
+        import email
+        from email import policy
+
+        message = email.message_from_bytes(envelope.content, policy=policy.default)
+        message.envelope_to = list(envelope.rcpt_tos)
+        self.messages.append(message)
+        return "250 OK"
+
+    def wait_for(self, count, timeout=30):
+        """The messages once at least ``count`` arrived (fails after ``timeout`` seconds)."""
+        deadline = time.monotonic() + timeout
+        while len(self.messages) < count and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(self.messages) >= count, f"{len(self.messages)} of {count} mails arrived"
+        return list(self.messages)
+
+
+@pytest.fixture(scope="session")
+def smtp_server():
+    """A real SMTP server (aiosmtpd) on loopback at MAIL_PORT for the whole session."""
+    from aiosmtpd.controller import Controller
+
+    mailbox = Mailbox()
+    controller = Controller(mailbox, hostname="127.0.0.1", port=int(os.environ["MAIL_PORT"]))
+    controller.start()
+    yield mailbox
+    controller.stop()
+
+
+@pytest.fixture
+def mailbox(smtp_server):
+    """The SMTP server's inbox, emptied for this test."""
+    smtp_server.messages.clear()
+    yield smtp_server
+    smtp_server.messages.clear()
