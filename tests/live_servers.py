@@ -73,10 +73,10 @@ def start_gunicorn(port, log_dir, env, workers=2, threads=4):
         if not server.running():
             raise RuntimeError(f"gunicorn exited:\n{server.output()}")
         try:
-            requests.get(server.url + "/login", timeout=2)
+            requests.get(server.url + "/login", timeout=5)
             return server
-        except requests.ConnectionError:
-            time.sleep(0.1)
+        except requests.RequestException:  # not listening yet, or a worker still booting
+            time.sleep(0.2)
     server.stop()
     raise RuntimeError(f"gunicorn did not answer:\n{server.output()}")
 

@@ -88,11 +88,21 @@ def test_user_admin_requires_a_password_for_new_users(app, admin_client):
 
 
 @pytest.mark.parametrize(
-    "url", ["/admin/banner/edit/?id=abc", "/admin/banner/edit/?id=999999", "/admin/user/details/?id=%00"]
+    "url", ["/admin/banner/edit/?id=abc", "/admin/banner/edit/?id=999999", "/admin/user/details/?id=%00",
+            "/admin/banner/edit/?id=99999999999999999999", "/admin/course/details/?id=%C2%B2"]
 )
 def test_admin_bad_ids_answer_without_a_server_error(admin_client, url):
     response = admin_client.get(url)
     assert response.status_code in (302, 404)
+
+
+@pytest.mark.parametrize("rowid", ["abc", "1\x00", "99999999999999999999"])
+def test_admin_actions_with_bad_ids_answer_without_a_server_error(admin_client, rowid):
+    token = csrf_token_from(admin_client.get("/admin/banner/").get_data(as_text=True))
+    response = admin_client.post(
+        "/admin/banner/action/", data={"action": "delete", "rowid": rowid, "csrf_token": token}
+    )
+    assert response.status_code == 302
 
 
 @pytest.mark.parametrize("url", ["/nope", "/uploads/../config.py", "/api/v1/nope/"])

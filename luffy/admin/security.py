@@ -1,8 +1,9 @@
 """The admin's access rule in one place: every admin view derives from these bases."""
 
-from flask import redirect, request, url_for
+from flask import flash, redirect, request, url_for
 from flask_admin import AdminIndexView, BaseView
 from flask_admin.contrib.sqla import ModelView
+from flask_admin.helpers import get_redirect_target
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from werkzeug.exceptions import Forbidden
@@ -47,6 +48,27 @@ class SecureModelView(ModelView):
 
     def inaccessible_callback(self, name, **kwargs):
         return refuse_access()
+
+    # PostgreSQL refuses to compare an integer key with "abc", 2**40 or a NUL byte where
+    # SQLite just finds nothing: an id that cannot be a key is "no such row", never a 500.
+    def is_possible_key(self, value):
+        if not isinstance(value, str) or not value or "\x00" in value:
+            return False
+        columns = self.model.__mapper__.primary_key
+        if len(columns) == 1 and columns[0].type.python_type is int:
+            column = columns[0]
+            limit = 2**63 - 1 if column.type.__visit_name__ == "big_integer" else 2**31 - 1
+            return value.isascii() and value.isdigit() and int(value) <= limit
+        return True
+
+    def get_one(self, id):
+        return super().get_one(id) if self.is_possible_key(id) else None
+
+    def handle_action(self, return_view=None):
+        if not all(self.is_possible_key(value) for value in request.form.getlist("rowid")):
+            flash("无效的记录 ID", "error")
+            return redirect(get_redirect_target() or self.get_url(".index_view"))
+        return super().handle_action(return_view)
 
 
 class SecureBaseView(BaseView):
