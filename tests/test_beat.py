@@ -179,3 +179,124 @@ def test_admin_form_schedule_runs_edit_applies_within_5s_and_disable_stops(
         assert row.total_run_count == total
         assert row.last_run_at is not None
     assert process.poll() is None
+
+
+def test_one_off_runs_once_expires_stops_start_time_waits(app, redis_client, probe_worker, beat):
+    now = datetime.now(UTC)
+    add_task(app, "once", "once", one_off=True)
+    add_task(app, "expiring", "expiring", expires=now + timedelta(seconds=6))
+    add_task(app, "later", "later", start_time=now + timedelta(seconds=8))
+    process = beat()
+    assert wait_for(lambda: runs(redis_client, "later"), 30), beat_log(process)[-3000:]
+    time.sleep(3)
+
+    assert len(runs(redis_client, "once")) == 1
+    expiring = runs(redis_client, "expiring")
+    assert expiring and max(run["at"] for run in expiring) < (now + timedelta(seconds=6.5)).timestamp()
+    assert min(run["at"] for run in runs(redis_client, "later")) >= (now + timedelta(seconds=8)).timestamp()
+    with app.app_context():
+        once = db.session.scalar(select(PeriodicTask).where(PeriodicTask.name == "once"))
+        assert once.enabled is False and once.total_run_count == 1
+
+
+def test_two_beats_only_one_sends_and_the_other_takes_over(app, redis_client, probe_worker, beat):
+    add_task(app, "lockstep", "lockstep")
+    first = beat()
+    assert wait_for(lambda: redis_client.get("luffy:beat:lock"), 30), beat_log(first)[-3000:]
+    second = beat()
+    assert wait_for(lambda: "waiting" in beat_log(second) or "Starting" in beat_log(second), 30)
+    time.sleep(6)
+    holder = redis_client.get("luffy:beat:lock").decode()
+    assert holder.split(":")[1] in {str(first.pid), str(second.pid)}
+    assert float(redis_client.get("luffy:beat:last_tick")) > time.time() - 3
+
+    # Kill the holder without a chance to release the lock: the other takes over in time.
+    victim, survivor = (first, second) if holder.split(":")[1] == str(first.pid) else (second, first)
+    killed_at = time.time()
+    stop_beat(victim, signal.SIGKILL)
+    assert wait_for(lambda: (redis_client.get("luffy:beat:lock") or b"").decode().split(":")[1:2]
+                    == [str(survivor.pid)], 4 + 6), beat_log(survivor)[-3000:]
+    assert wait_for(lambda: any(run["at"] > killed_at + 1 for run in runs(redis_client, "lockstep")), 10)
+    time.sleep(2)
+
+    times = sorted(run["at"] for run in runs(redis_client, "lockstep"))
+    gaps = [later - earlier for earlier, later in zip(times, times[1:])]
+    # Every second, once: two beats sending would put two runs a few ms apart (PITFALLS 16).
+    assert min(gaps) > 0.5, gaps
+    assert len(times) <= (times[-1] - times[0]) + 2
+
+
+# -- losing the database (PITFALLS 19) ----------------------------------------------------
+PG_SERVER = os.environ.get("LUFFY_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+@pytest.fixture
+def outage_database(app):
+    """A PostgreSQL database of its own, with the schema, that the test can cut off."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.engine import make_url
+
+    from config import sqlalchemy_url
+
+    server_url = make_url(sqlalchemy_url(PG_SERVER))
+    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect():
+            pass
+    except Exception as error:  # noqa: BLE001
+        pytest.skip(f"no PostgreSQL server at {PG_SERVER}: {error}")
+    name = f"luffy_beat_{uuid.uuid4().hex[:10]}"
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = server_url.set(database=name)
+    engine = create_engine(url, pool_pre_ping=True)
+    db.metadata.create_all(engine)
+
+    def cut(off):
+        with admin.connect() as conn:
+            conn.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS {"false" if off else "true"}'))
+            if off:
+                conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                  "WHERE datname = :name AND pid <> pg_backend_pid()"), {"name": name})
+
+    yield url.render_as_string(hide_password=False), engine, cut
+    engine.dispose()
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def test_beat_survives_a_database_outage_and_reconnects(app, redis_client, probe_worker, beat, outage_database):
+    from sqlalchemy.orm import Session
+
+    url, engine, cut = outage_database
+    with app.app_context(), Session(engine) as session:
+        session.add(PeriodicTask(name="steady", task="tests.beat_probe", args=json.dumps(["steady"]),
+                                 queue=QUEUE, interval=IntervalSchedule(every=1, period="seconds")))
+        session.commit()
+    process = beat({"DATABASE_URL": url})
+    assert wait_for(lambda: len(runs(redis_client, "steady")) >= 2, 30), beat_log(process)[-3000:]
+
+    cut(True)
+    cut_at = time.time()
+    time.sleep(7)
+    during = [run for run in runs(redis_client, "steady") if run["at"] > cut_at + 1]
+    assert len(during) >= 4, "beat stopped sending while the database was away"
+    assert "database unavailable" in beat_log(process)
+    cut(False)
+
+    # Back: an edit made now is applied, so beat reconnected; the runs made during the
+    # outage were written back once it could.
+    with app.app_context(), Session(engine) as session:
+        session.scalar(select(PeriodicTask).where(PeriodicTask.name == "steady")).args = json.dumps(["after"])
+        session.commit()
+    assert wait_for(lambda: runs(redis_client, "after"), 20), beat_log(process)[-3000:]
+    assert process.poll() is None
+    with Session(engine) as session:
+        session.execute(update(PeriodicTask).where(PeriodicTask.name == "steady").values(enabled=False))
+        session.commit()
+    time.sleep(2.5)
+    with Session(engine) as session:
+        total = session.scalar(select(PeriodicTask.total_run_count).where(PeriodicTask.name == "steady"))
+    sent = len(runs(redis_client, "steady")) + len(runs(redis_client, "after"))
+    assert total == sent, beat_log(process)[-3000:]
