@@ -144,6 +144,11 @@ class Config:
             visibility_timeout=env_int("CELERY_VISIBILITY_TIMEOUT", 12 * 3600),
             extra_imports=env_list("CELERY_EXTRA_IMPORTS"),
         )
+        # Each worker keeps its revoked task ids in this file (%n: the worker's name), so a
+        # revoke survives a worker restart (PITFALLS 22); "off" keeps them in memory only.
+        state_db = env("WORKER_STATE_DB", str(instance / "worker-%n.state"))
+        if state_db.lower() != "off":
+            self.CELERY["worker_state_db"] = state_db
 
 
 TASK_QUEUES = ("default", "seckill", "notify", "periodic")

@@ -99,6 +99,8 @@ def pytest_configure(config):
             "CELERY_BROKER_URL": _isolated_broker_url(os.environ.get("LUFFY_TEST_BROKER_URL", ""))
             or f"redis://127.0.0.1:{port}/1",
             "UPLOAD_DIR": str(tmp / "uploads"),
+            # Test workers keep their revoked ids (worker --statedb) in the session's folder.
+            "WORKER_STATE_DB": str(tmp / "worker-%n.state"),
             "BANNER_REFRESH_SECONDS": "60",
             # Mail goes to the aiosmtpd server of the `smtp_server` fixture (when started).
             "MAIL_SERVER": "127.0.0.1",

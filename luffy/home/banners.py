@@ -21,6 +21,7 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from luffy.extensions import cache, db
+from luffy.metrics import count
 from luffy.models import Banner
 from luffy.redis_store import get_redis
 from luffy.responses import SUCCESS
@@ -30,6 +31,10 @@ LOCK_KEY = "luffy:lock:home:banners"
 LOCK_SECONDS = 5
 WAIT_FOR_REBUILD_SECONDS = 0.5
 REDIS_RETRY_AFTER_SECONDS = 1.0
+# Labels of the banner_cache counter (GET /metrics); counting costs no Redis round trip.
+PROCESS_HIT = {"result": "hit", "layer": "process"}
+REDIS_HIT = {"result": "hit", "layer": "redis"}
+REDIS_MISS = {"result": "miss", "layer": "redis"}
 
 # Deletes the lock only if we still own it.
 RELEASE_LOCK = """
@@ -71,12 +76,15 @@ class BannerCache:
     def _refresh_if_stale(self):
         now = time.monotonic()
         if self._banners is not None and now - self._checked_at < current_app.config["BANNER_LOCAL_TTL"]:
+            count("banner_cache", PROCESS_HIT)
             return
         # Only one thread refreshes; the others keep serving the copy they have.
         if not self._lock.acquire(blocking=self._banners is None):
+            count("banner_cache", PROCESS_HIT)
             return
         try:
             if self._banners is not None and now - self._checked_at < current_app.config["BANNER_LOCAL_TTL"]:
+                count("banner_cache", PROCESS_HIT)
                 return
             self._store_locally(self._read_shared())
         finally:
@@ -84,13 +92,16 @@ class BannerCache:
 
     def _read_shared(self):
         if time.monotonic() < self._redis_down_until:
+            count("banner_cache", REDIS_MISS)
             return load_banners_from_database()
         try:
             banners = cache.get(CACHE_KEY)
+            count("banner_cache", REDIS_MISS if banners is None else REDIS_HIT)
             if banners is None:
                 banners = self._rebuild_on_miss()
             return banners
         except RedisError as error:
+            count("banner_cache", REDIS_MISS)
             self._note_redis_down(error)
             return load_banners_from_database()
 

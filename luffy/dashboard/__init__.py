@@ -1,0 +1,7 @@
+"""Monitoring: the task dashboard in the admin (views.py) and ``GET /metrics`` (exporter.py)."""
+
+from flask import Blueprint
+
+bp = Blueprint("monitoring", __name__)
+
+from luffy.dashboard import exporter  # noqa: E402,F401  (registers /metrics)

@@ -1,0 +1,107 @@
+"""``GET /metrics``: Prometheus text format, for a scraper holding ``METRICS_TOKEN``.
+
+Counters come from ``luffy.metrics`` (summed over every process in Redis); queue lengths and
+workers online are asked at scrape time, each within a deadline, so a broker outage shows as
+``luffy_broker_up 0`` instead of a hanging scrape.
+"""
+
+import hmac
+import re
+
+from flask import Response, current_app, request
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from redis.exceptions import RedisError
+
+from luffy.dashboard import bp, services
+from luffy.metrics import counters_for
+from luffy.responses import refusal
+
+DESCRIPTIONS = {
+    "tasks": "Celery tasks by name and state (SENT by publishers, the rest by workers).",
+    "banner_cache": "Banner list reads by result (hit, miss) and layer (process copy, Redis).",
+    "seckill_admissions": "Flash-sale buyers admitted by the Redis gate.",
+    "seckill_refusals": "Flash-sale buy requests refused, by reason.",
+    "seckill_orders": "Flash-sale orders, by state.",
+}
+INVALID_NAME = re.compile(r"[^a-zA-Z0-9_]")
+
+
+def metric_name(name):
+    name = INVALID_NAME.sub("_", name)
+    return name if not name[:1].isdigit() else f"_{name}"
+
+
+class LuffyCollector:
+    """Built for one scrape: reads the shared counters and asks the broker and workers."""
+
+    def __init__(self, app):
+        self.app = app
+
+    def collect(self):
+        yield from self.counters()
+        yield from self.broker()
+
+    def counters(self):
+        up = GaugeMetricFamily("luffy_metrics_store_up", "1 when the shared counters were read from Redis.")
+        try:
+            totals = counters_for(self.app).totals()
+            up.add_metric([], 1)
+        except RedisError:
+            totals = {}
+            up.add_metric([], 0)
+        yield up
+        families = {}
+        for (name, labels), value in sorted(totals.items()):
+            family = families.get(name)
+            if family is None:
+                family = families[name] = Metric(
+                    f"luffy_{metric_name(name)}", DESCRIPTIONS.get(name, f"Luffy counter {name}."), "counter"
+                )
+            family.add_sample(
+                f"luffy_{metric_name(name)}_total",
+                {metric_name(key): str(label) for key, label in labels},
+                float(value),
+            )
+        yield from families.values()
+
+    def broker(self):
+        seconds = self.app.config["MONITOR_INSPECT_TIMEOUT"] + 0.5
+        up = GaugeMetricFamily("luffy_broker_up", "1 when the Celery broker answered this scrape.")
+        queues = GaugeMetricFamily(
+            "luffy_queue_length", "Messages waiting in each Celery queue.", labels=["queue"]
+        )
+        workers = GaugeMetricFamily("luffy_workers_online", "Celery workers answering a ping.")
+        try:
+            lengths = services.call_with_deadline(seconds, services.queue_lengths, app=self.app)
+            for queue, info in lengths.items():
+                queues.add_metric([queue], info["messages"])
+            online = services.call_with_deadline(seconds, services.workers_online, app=self.app)
+            workers.add_metric([], online)
+            up.add_metric([], 1)
+        except Exception:  # the scrape still answers; the gauge says the broker is down
+            up.add_metric([], 0)
+            workers.add_metric([], 0)
+        yield up
+        yield queues
+        yield workers
+
+
+def token_matches():
+    expected = current_app.config.get("METRICS_TOKEN") or ""
+    header = request.headers.get("Authorization", "")
+    given = header[len("Bearer "):].strip() if header.startswith("Bearer ") else ""
+    return bool(expected) and hmac.compare_digest(given.encode(), expected.encode())
+
+
+@bp.get("/metrics")
+def metrics():
+    if not current_app.config.get("METRICS_TOKEN"):
+        return refusal(403, "metrics are disabled: set METRICS_TOKEN")
+    if not request.headers.get("Authorization"):
+        return refusal(401, "metrics need Authorization: Bearer <METRICS_TOKEN>")
+    if not token_matches():
+        return refusal(403, "wrong metrics token")
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(LuffyCollector(current_app._get_current_object()))
+    return Response(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,203 @@
+// The monitoring dashboard: fetches /admin/monitor/data every few seconds and redraws each
+// section in place; worker controls post JSON with the CSRF token. No library needed.
+(function () {
+  "use strict";
+  var root = document.getElementById("dashboard");
+  if (!root) return;
+  var csrf = document.querySelector('meta[name="csrf-token"]').getAttribute("content");
+  var refreshMs = (parseInt(root.dataset.refresh, 10) || 5) * 1000;
+  var busy = false;
+
+  function el(tag, text, className) {
+    var node = document.createElement(tag);
+    if (text !== undefined && text !== null) node.textContent = String(text);
+    if (className) node.className = className;
+    return node;
+  }
+
+  function row(cells) {
+    var tr = document.createElement("tr");
+    cells.forEach(function (cell) {
+      var td = document.createElement("td");
+      if (cell instanceof Node) td.appendChild(cell); else td.textContent = cell === null || cell === undefined ? "—" : String(cell);
+      tr.appendChild(td);
+    });
+    return tr;
+  }
+
+  function fill(id, rows, emptyText, columns) {
+    var body = document.getElementById(id);
+    body.textContent = "";
+    if (!rows.length) {
+      var tr = document.createElement("tr");
+      var td = el("td", emptyText, "text-muted");
+      td.colSpan = columns;
+      tr.appendChild(td);
+      body.appendChild(tr);
+      return;
+    }
+    rows.forEach(function (r) { body.appendChild(r); });
+  }
+
+  function sectionState(name, section) {
+    var error = document.querySelector("#section-" + name + " .section-error");
+    if (error) error.textContent = section.ok ? "" : "（不可用：" + section.error + "）";
+    return section.ok ? section.data : null;
+  }
+
+  function notice(text, ok) {
+    var box = document.getElementById("notice");
+    box.textContent = text;
+    box.className = "alert " + (ok ? "alert-success" : "alert-danger");
+  }
+
+  function post(url, body) {
+    return fetch(url, {
+      method: "POST",
+      credentials: "same-origin",
+      headers: {"Content-Type": "application/json", "Accept": "application/json", "X-CSRFToken": csrf},
+      body: JSON.stringify(body)
+    }).then(function (response) {
+      return response.json().then(function (answer) {
+        notice(answer.msg + (answer.replies ? " " + JSON.stringify(answer.replies) : ""), answer.code === 100);
+        refresh();
+      });
+    }).catch(function (error) { notice("请求失败：" + error, false); });
+  }
+
+  function button(label, className, onClick) {
+    var b = el("button", label, "btn btn-sm " + className + " mr-1");
+    b.type = "button";
+    b.addEventListener("click", onClick);
+    return b;
+  }
+
+  function taskList(tasks) {
+    var box = el("div");
+    box.appendChild(el("span", tasks.length));
+    tasks.slice(0, 5).forEach(function (task) {
+      var line = el("div", null, "small text-muted");
+      line.appendChild(el("span", task.name + " " + task.id.slice(0, 8) + " "));
+      line.appendChild(button("终止", "btn-link p-0 text-danger", function () {
+        if (confirm("终止任务 " + task.id + "？")) post(root.dataset.revokeUrl.replace("TASK_ID", task.id), {terminate: true});
+      }));
+      box.appendChild(line);
+    });
+    return box;
+  }
+
+  function drawWorkers(workers) {
+    fill("workers", (workers || []).map(function (w) {
+      var controls = el("span");
+      if (w.online) {
+        controls.appendChild(button("+1", "btn-outline-secondary", function () { post(root.dataset.poolUrl, {hostname: w.hostname, action: "grow", n: 1}); }));
+        controls.appendChild(button("−1", "btn-outline-secondary", function () { post(root.dataset.poolUrl, {hostname: w.hostname, action: "shrink", n: 1}); }));
+      }
+      var state = el("span", w.online ? "在线" : "离线（最后在线 " + w.last_seen + "）", w.online ? "badge badge-success" : "badge badge-secondary");
+      return row([w.hostname, state, w.online ? (w.pool || "") + " " + (w.processes || w.concurrency || "") : null,
+                  w.online ? taskList(w.active) : null,
+                  w.online ? w.reserved.length + " / " + w.scheduled.length : null,
+                  w.online ? w.processed : null, controls]);
+    }), workers ? "没有工作进程响应" : "不可用", 7);
+  }
+
+  function drawQueues(queues) {
+    fill("queues", Object.keys(queues || {}).map(function (name) {
+      var q = queues[name];
+      return row([name, q.messages, q.consumers]);
+    }), queues ? "没有队列" : "不可用", 3);
+  }
+
+  function drawTasks(tasks) {
+    document.getElementById("state-chart").innerHTML = tasks ? tasks.state_chart : "";  // server-built, escaped SVG
+    document.getElementById("throughput-chart").innerHTML = tasks ? tasks.throughput_chart : "";
+    document.getElementById("last-minute").textContent = tasks ? tasks.last_minute : "—";
+    fill("failures", (tasks ? tasks.failures : []).map(function (f) {
+      var link = el("a", "Traceback");
+      link.href = f.url;
+      return row([f.date_done, f.name, f.error, f.worker, link]);
+    }), tasks ? "没有失败的任务" : "不可用", 5);
+  }
+
+  function definitionList(pairs) {
+    var dl = el("dl", null, "row mb-0");
+    pairs.forEach(function (pair) {
+      dl.appendChild(el("dt", pair[0], "col-sm-4"));
+      dl.appendChild(el("dd", pair[1] === null || pair[1] === undefined ? "—" : pair[1], "col-sm-8"));
+    });
+    return dl;
+  }
+
+  function drawBeat(beat) {
+    var box = document.getElementById("beat");
+    box.textContent = "";
+    if (!beat) { box.appendChild(el("span", "不可用", "text-muted")); return; }
+    var since = beat.seconds_since_tick === null || beat.seconds_since_tick === undefined ? "" : "（" + beat.seconds_since_tick + " 秒前）";
+    box.appendChild(definitionList([["上次心跳", beat.last_tick ? beat.last_tick + since : null], ["持有锁的 beat", beat.holder]]));
+    box.appendChild(el("h6", "接下来要执行的任务", "mt-2"));
+    var due = beat.next_due;
+    if (!due) { box.appendChild(el("span", "不可用", "text-muted")); return; }
+    if (!due.length) box.appendChild(el("span", "没有启用的定时任务", "text-muted"));
+    var list = el("ol", null, "small mb-0");
+    due.forEach(function (item) {
+      list.appendChild(el("li", typeof item === "object" ? [item.name, item.task, item.next_run_at].filter(Boolean).join(" · ") : item));
+    });
+    box.appendChild(list);
+  }
+
+  var SALE_LABELS = {
+    course_id: "课程", phase: "阶段", total: "总库存", stock_redis: "Redis 剩余库存",
+    remaining_db: "数据库剩余库存", admitted: "已准入", queued: "排队中的订单",
+    orders: "已完成订单", redis_ok: "Redis 正常"
+  };
+
+  function drawSales(sales) {
+    var box = document.getElementById("sales");
+    box.textContent = "";
+    if (!sales) { box.appendChild(el("span", "不可用", "text-muted")); return; }
+    if (!sales.length) { box.appendChild(el("span", "没有进行中的秒杀", "text-muted")); return; }
+    sales.forEach(function (sale) {
+      box.appendChild(el("h6", "#" + sale.id + " " + (sale.name || "")));
+      var status = sale.status || {};
+      box.appendChild(definitionList(Object.keys(status).filter(function (k) { return k !== "sale_id"; }).map(function (k) {
+        var v = status[k];
+        return [SALE_LABELS[k] || k, typeof v === "object" && v !== null ? JSON.stringify(v) : v];
+      })));
+    });
+  }
+
+  function refresh() {
+    if (busy) return;
+    busy = true;
+    fetch(root.dataset.url, {credentials: "same-origin", headers: {"Accept": "application/json"}})
+      .then(function (response) { return response.json(); })
+      .then(function (answer) {
+        var s = answer.sections;
+        drawWorkers(sectionState("workers", s.workers));
+        drawQueues(sectionState("queues", s.queues));
+        drawTasks(sectionState("tasks", s.tasks));
+        drawBeat(sectionState("beat", s.beat));
+        drawSales(sectionState("sales", s.sales));
+        document.getElementById("updated").textContent = "更新于 " + new Date().toLocaleTimeString();
+      })
+      .catch(function (error) {
+        document.getElementById("updated").textContent = "刷新失败：" + error;
+      })
+      .finally(function () { busy = false; });
+  }
+
+  document.getElementById("rate-form").addEventListener("submit", function (event) {
+    event.preventDefault();
+    var form = event.target;
+    post(root.dataset.rateUrl, {task_name: form.task_name.value, rate: form.rate.value});
+  });
+  document.getElementById("revoke-form").addEventListener("submit", function (event) {
+    event.preventDefault();
+    var form = event.target;
+    post(root.dataset.revokeUrl.replace("TASK_ID", encodeURIComponent(form.task_id.value.trim())),
+         {terminate: form.terminate.checked});
+  });
+
+  refresh();
+  setInterval(refresh, refreshMs);
+})();
