@@ -1,6 +1,7 @@
 """``flask schedule list|enable|disable|run``: the periodic tasks from a terminal."""
 
 import click
+from flask.cli import AppGroup
 from sqlalchemy import select
 
 from luffy.beat.services import beat_status, next_run_of, run_now
@@ -8,9 +9,7 @@ from luffy.extensions import db
 from luffy.models.schedule import PeriodicTask
 
 
-@click.group("schedule")
-def schedule_cli():
-    """Periodic tasks (the schedule beat runs)."""
+schedule_cli = AppGroup("schedule", help="Periodic tasks (the schedule beat runs).")
 
 
 def _task(name):
