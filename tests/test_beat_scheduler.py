@@ -405,3 +405,56 @@ def test_next_due_and_beat_status(app, redis_client):
         redis_client.set("luffy:beat:last_tick", "1700000000.5")
         status = beat_status()
         assert status["holder"] == "host:123:abc" and status["last_tick"] == 1700000000.5
+
+
+def test_next_due_comes_from_the_running_beats_plan(app, redis_client, scheduler):
+    from luffy.beat.services import next_due
+
+    add(app, "soon", "q", IntervalSchedule(every=5, period="seconds"))
+    add(app, "later", "q", IntervalSchedule(every=1, period="hours"))
+    with app.app_context():
+        from_database = next_due(limit=5)
+        sched = scheduler(datetime.now(UTC))
+        sched.tick()
+        assert redis_client.exists("luffy:beat:next_due")
+        # The beat's plan is what is answered now (a renamed row shows only after beat sees it).
+        db.session.execute(text("UPDATE periodic_tasks SET name = 'renamed' WHERE name = 'soon'"))
+        db.session.commit()
+        assert next_due(limit=5) == from_database
+        redis_client.delete("luffy:beat:last_tick")  # no beat ticking: the database answers
+        assert [item["name"] for item in next_due(limit=5)] == ["renamed", "later"]
+
+
+def test_solar_schedule_has_a_next_run_within_a_day(app, admin_client):
+    from luffy.beat.services import next_run_of
+    from luffy.models import SolarSchedule
+
+    response = admin_post(admin_client, "/admin/solarschedule/new/",
+                          {"event": "sunrise", "latitude": "31.23", "longitude": "121.47"})
+    assert response.status_code == 302
+    assert admin_post(admin_client, "/admin/solarschedule/new/",
+                      {"event": "sunrise", "latitude": "95", "longitude": "0"}).status_code == 200
+    with app.app_context():
+        solar = db.session.scalar(select(SolarSchedule))
+        row = PeriodicTask(name="at-sunrise", task="tests.beat_probe", args="[1]", solar=solar)
+        db.session.add(row)
+        db.session.commit()
+        moment = next_run_of(row)
+        now = datetime.now(UTC)
+        assert now < moment <= now + timedelta(hours=25)
+
+
+def test_admin_clocked_task_with_start_time_and_expires(app, admin_client):
+    from luffy.models import ClockedSchedule
+
+    assert admin_post(admin_client, "/admin/clockedschedule/new/",
+                      {"clocked_time": "2030-01-02 03:04:05"}).status_code == 302
+    with app.app_context():
+        clocked_id = db.session.scalar(select(ClockedSchedule.id))
+    data = periodic_form(app, interval="", clocked=str(clocked_id), start_time="2030-01-01 00:00:00",
+                         expires="2030-02-01 00:00:00")
+    assert admin_post(admin_client, "/admin/periodictask/new/", data).status_code == 302
+    both = periodic_form(app, name="both", expires="2030-02-01 00:00:00", expire_seconds="60")
+    assert "只能填一个" in admin_post(admin_client, "/admin/periodictask/new/", both).get_data(as_text=True)
+    page = admin_client.get("/admin/periodictask/").get_data(as_text=True)
+    assert "2030-01-02 03:04:05 UTC" in page  # the next run of the clocked task

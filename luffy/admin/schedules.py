@@ -9,7 +9,7 @@ from flask import current_app, flash
 from flask_admin.actions import action
 from markupsafe import Markup
 from sqlalchemy import select, update
-from wtforms import SelectField
+from wtforms import FloatField, SelectField
 from wtforms.validators import InputRequired, NumberRange, Optional, ValidationError
 
 from luffy.admin.security import SecureModelView
@@ -279,7 +279,7 @@ class SolarScheduleView(ScheduleRowView):
     column_labels = {"event": "事件", "latitude": "纬度", "longitude": "经度"}
     column_formatters = {"event": lambda v, c, m, n: SOLAR_LABELS.get(m.event, m.event)}
     form_columns = ("event", "latitude", "longitude")
-    form_overrides = {"event": SelectField}
+    form_overrides = {"event": SelectField, "latitude": FloatField, "longitude": FloatField}
     form_args = {
         "event": {"choices": list(SOLAR_LABELS.items())},
         "latitude": {"validators": [InputRequired(message="必填"), NumberRange(-90, 90, message="纬度在 -90 到 90 之间")]},

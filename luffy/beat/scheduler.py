@@ -39,6 +39,10 @@ log = get_logger(__name__)
 UTC = timezone.utc
 SEND_RETRY_SECONDS = 5.0
 DB_RETRY_SECONDS = 2.0
+# The next runs beat plans, for the monitoring page (luffy.beat.services.next_due): kept
+# current by the holder of the lock, so a page never loads every row to find them.
+NEXT_DUE_KEY = "luffy:beat:next_due"
+NEXT_DUE_PUBLISHED = 20
 
 
 def entry_options(row):
@@ -151,6 +155,7 @@ class DatabaseScheduler(Scheduler):
         self._db_retry_at = 0.0
         self._db_down = False
         self._seeded = False
+        self._plan_changed = True
         with self.flask_app.app_context():
             self.engine = self.flask_app.extensions["sqlalchemy"].engine
         self.lock = BeatLock(self.flask_app.extensions["luffy_redis"], self.lock_timeout)
@@ -184,6 +189,8 @@ class DatabaseScheduler(Scheduler):
         if sent or (self._pending and monotonic >= self._db_retry_at):
             self.sync()
         self._note_tick()
+        if sent or self._plan_changed:
+            self._publish_next_due()
         return self._sleep_time()
 
     def should_sync(self):
@@ -254,6 +261,17 @@ class DatabaseScheduler(Scheduler):
         except RedisError:
             pass
 
+    def _publish_next_due(self):
+        current = (item for item in self._heap
+                   if self.entries.get(item[2].id) is item[2] and item[2].due == item[0])
+        plan = [{"name": entry.name, "task": entry.task, "next_run_at": due.isoformat()}
+                for due, _, entry in heapq.nsmallest(NEXT_DUE_PUBLISHED, current)]
+        try:
+            self.lock.redis.set(NEXT_DUE_KEY, json.dumps(plan), ex=max(60, int(self.full_reload_every) * 2))
+        except RedisError:
+            return  # published on a later tick
+        self._plan_changed = False
+
     # -- loading ------------------------------------------------------------------------
     def _maybe_reload(self, monotonic):
         if monotonic < self._db_retry_at:
@@ -283,6 +301,7 @@ class DatabaseScheduler(Scheduler):
         self.entries = {key: entry for key, entry in entries.items() if entry is not None}
         self._version = version
         self._rebuild_heap()
+        self._plan_changed = True
         log.info("beat: schedule loaded, %d enabled task(s), version %s", len(self.entries), version)
 
     def _entry_for(self, row, now):

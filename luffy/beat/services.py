@@ -4,7 +4,7 @@ sending a task now, the next runs, beat's status, crontab descriptions."""
 import json
 import logging
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from celery.schedules import crontab, schedule, solar
 from flask import current_app
@@ -22,6 +22,8 @@ from luffy.redis_store import get_redis
 
 log = logging.getLogger(__name__)
 UNITS = (("days", 86400), ("hours", 3600), ("minutes", 60), ("seconds", 1))
+# A plan published by a beat that ticked within this many seconds is trusted.
+PUBLISHED_FRESH_SECONDS = 10
 
 
 # -- first start --------------------------------------------------------------------------
@@ -116,8 +118,13 @@ def run_now(task):
 def next_due(limit=5):
     """The next ``limit`` runs of enabled tasks: [{"name", "task", "next_run_at"}...].
 
-    Worked out from the database the way beat does it (``next_run_at`` aware UTC).
+    ``next_run_at`` is an aware UTC datetime. What the running beat published (it keeps its
+    next 20 in ``luffy:beat:next_due``); worked out from the database the way beat does it
+    when no beat is ticking or more are asked for.
     """
+    published = _published_next_due(limit)
+    if published is not None:
+        return published
     from luffy.beat.scheduler import Entry, fingerprint
     from luffy.beat.schedules import ScheduleError, schedule_from_task
 
@@ -134,6 +141,22 @@ def next_due(limit=5):
             upcoming.append({"name": row.name, "task": row.task, "next_run_at": moment})
     upcoming.sort(key=lambda item: item["next_run_at"])
     return upcoming[:limit]
+
+
+def _published_next_due(limit):
+    from luffy.beat.lock import LAST_TICK_KEY
+    from luffy.beat.scheduler import NEXT_DUE_KEY, NEXT_DUE_PUBLISHED
+
+    if limit > NEXT_DUE_PUBLISHED:
+        return None
+    try:
+        plan, last_tick = get_redis().mget(NEXT_DUE_KEY, LAST_TICK_KEY)
+    except RedisError:
+        return None
+    if not plan or not last_tick or time.time() - float(last_tick) > PUBLISHED_FRESH_SECONDS:
+        return None
+    return [{**item, "next_run_at": datetime.fromisoformat(item["next_run_at"])}
+            for item in json.loads(plan)[:limit]]
 
 
 def next_run_of(row):
