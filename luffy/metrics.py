@@ -20,7 +20,7 @@ import weakref
 
 import redis
 from celery import signals
-from flask import current_app, has_app_context
+from flask.globals import _cv_app
 from redis.exceptions import RedisError
 
 COUNTERS_KEY = "luffy:metrics:counters"
@@ -30,8 +30,8 @@ log = logging.getLogger(__name__)
 
 
 def field_for(name, labels):
-    """The Redis hash field of one counter: its name and sorted labels, as JSON."""
-    return json.dumps([name, sorted(labels)], ensure_ascii=False, separators=(",", ":"))
+    """The Redis hash field of one counter: its name and (sorted) label pairs, as JSON."""
+    return json.dumps([name, [list(pair) for pair in labels]], ensure_ascii=False, separators=(",", ":"))
 
 
 def parse_field(field):
@@ -50,10 +50,12 @@ class Counters:
         self._lock = threading.Lock()
         self._pending = {}
         self._thread = None
+        self._failing = False
         _all_counters.add(self)
 
     def add(self, name, labels=None, n=1):
-        key = (name, tuple(sorted(labels.items())) if labels else ())
+        # Unsorted on the hot path: the flush sorts, and HINCRBY sums keys that differ in order.
+        key = (name, tuple(labels.items()) if labels else ())
         with self._lock:
             self._pending[key] = self._pending.get(key, 0) + n
             if self._thread is None:
@@ -79,11 +81,14 @@ class Counters:
         try:
             pipe = self.redis.pipeline(transaction=False)
             for (name, labels), n in pending.items():
-                pipe.hincrby(COUNTERS_KEY, field_for(name, labels), n)
+                pipe.hincrby(COUNTERS_KEY, field_for(name, sorted(labels)), n)
             pipe.execute()
+            self._failing = False
             return True
         except RedisError as error:
-            log.warning("Could not flush %d metric counters to Redis: %s", len(pending), error)
+            if not self._failing:  # once per outage, not once a second
+                log.warning("Could not flush metric counters to Redis (kept for later): %s", error)
+            self._failing = True
             with self._lock:
                 for key, n in pending.items():
                     self._pending[key] = self._pending.get(key, 0) + n
@@ -123,10 +128,12 @@ os.register_at_fork(after_in_child=_after_fork_in_child)
 
 def counters_for(app=None):
     """The counters of ``app``, else of the current app, else of the first app in this process."""
+    if app is None:
+        # The context variable itself, not the current_app proxy: this runs on every request.
+        context = _cv_app.get(None)
+        app = context.app if context is not None else None
     if app is not None:
         return app.extensions.get("luffy_metrics", _default)
-    if has_app_context():
-        return current_app.extensions.get("luffy_metrics", _default)
     return _default
 
 

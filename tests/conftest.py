@@ -239,6 +239,14 @@ def buyer_client(app, users):
     return login(app.test_client(), "buyer", "buyer-password")
 
 
+def restore_celery(app):
+    """Make ``app``'s Celery app current and default again: building another app takes over
+    both, and ``shared_task`` proxies (``update_banner.delay()``) follow the current one."""
+    celery_app = app.extensions["celery"]
+    celery_app.set_current()
+    celery_app.set_default()
+
+
 def start_worker(app, *extra_args, name=None, env=None):
     """A real ``celery -A tasks worker`` subprocess, returned once it answers a ping."""
     name = name or f"test-{uuid.uuid4().hex[:6]}@%h"

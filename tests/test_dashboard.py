@@ -7,7 +7,7 @@ import uuid
 import pytest
 import redis
 
-from conftest import csrf_token_from, login, start_worker, stop_worker
+from conftest import csrf_token_from, login, restore_celery, start_worker, stop_worker
 
 DATA = "/admin/monitor/data"
 ANSWER_WITHIN_SECONDS = 2.0
@@ -53,7 +53,7 @@ def other_app(app, monkeypatch):
         return create_app(TestingConfig)
 
     yield build
-    app.extensions["celery"].set_default()
+    restore_celery(app)
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import time
 import pytest
 import requests
 
-from conftest import BIN, ROOT, RUNTIME, start_worker, stop_worker
+from conftest import BIN, ROOT, RUNTIME, restore_celery, start_worker, stop_worker
 
 USER, PASSWORD = "ops", "flower-test-password"
 
@@ -116,4 +116,4 @@ def test_flower_on_rabbitmq_lists_the_worker(app, monkeypatch):
         finally:
             stop_worker(process)
     finally:
-        app.extensions["celery"].set_default()
+        restore_celery(app)

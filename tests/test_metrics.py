@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import BIN, ROOT, RUNTIME
+from conftest import BIN, ROOT, RUNTIME, restore_celery
 
 TOKEN = "test-metrics-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -136,7 +136,7 @@ def test_metrics_answer_quickly_with_the_broker_down(app, monkeypatch):
         assert value(samples, "luffy_broker_up") == 0
         assert value(samples, "luffy_workers_online") == 0
     finally:
-        app.extensions["celery"].set_default()
+        restore_celery(app)
 
 
 def test_counting_costs_no_redis_round_trip(app, redis_client):
