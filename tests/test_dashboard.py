@@ -345,3 +345,12 @@ def test_beat_section_reads_the_beat_keys(admin_client, redis_client):
 def test_sales_section_answers_or_says_not_available(admin_client):
     sales = dashboard_data(admin_client)["sales"]
     assert sales["ok"] or "not available" in sales["error"]
+
+
+def test_charts_escape_what_they_draw():
+    from luffy.dashboard import charts
+
+    svg = charts.state_bars({"<script>": 3}, {"<script>": 7})
+    assert "<script>" not in svg and "&lt;script&gt;" in svg
+    assert 'data-window="hour" data-count="3"' in svg and 'data-window="day" data-count="7"' in svg
+    assert charts.axis_max(0) == 1 and charts.axis_max(3) == 5 and charts.axis_max(11) == 20

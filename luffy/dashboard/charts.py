@@ -62,8 +62,10 @@ def state_bars(last_hour, last_day, width=560, height=220):
             f'text-anchor="middle" font-size="11">{escape(state)}</text>'
         )
     parts.append(
-        f'<text x="{left}" y="14" font-size="11">■ 近 1 小时　</text>'
-        f'<text x="{left + 90}" y="14" font-size="11" fill-opacity="0.45">■ 近 24 小时</text>'
+        f'<rect x="{left}" y="5" width="10" height="10" fill="#607d8b"/>'
+        f'<text x="{left + 14}" y="14" font-size="11">近 1 小时</text>'
+        f'<rect x="{left + 90}" y="5" width="10" height="10" fill="#607d8b" fill-opacity="0.45"/>'
+        f'<text x="{left + 104}" y="14" font-size="11">近 24 小时</text>'
     )
     parts.append("</svg>")
     return "".join(parts)
