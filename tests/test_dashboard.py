@@ -231,6 +231,16 @@ def test_a_revoke_survives_a_worker_restart(app, admin_client):
         stop_worker(process)
 
 
+def test_a_worker_creates_the_folder_of_its_state_file(app):
+    from conftest import RUNTIME
+
+    folder = RUNTIME["tmp"] / f"state-{uuid.uuid4().hex[:6]}" / "nested"
+    process = start_worker(app, "-c", "1", "-Q", f"luffy-test-{uuid.uuid4().hex[:8]}",
+                           env={"WORKER_STATE_DB": str(folder / "worker-%n.state")})
+    stop_worker(process)
+    assert [path.name for path in folder.iterdir() if path.name.startswith("worker-test-")]
+
+
 def pool_size(app, hostname):
     stats = app.extensions["celery"].control.inspect(destination=[hostname], timeout=1).stats() or {}
     return len(stats.get(hostname, {}).get("pool", {}).get("processes") or [])

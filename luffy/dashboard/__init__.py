@@ -5,3 +5,4 @@ from flask import Blueprint
 bp = Blueprint("monitoring", __name__)
 
 from luffy.dashboard import exporter  # noqa: E402,F401  (registers /metrics)
+from luffy.dashboard import worker_state  # noqa: E402,F401  (workers' revoke file folder)
