@@ -364,3 +364,30 @@ def test_charts_escape_what_they_draw():
     assert "<script>" not in svg and "&lt;script&gt;" in svg
     assert 'data-window="hour" data-count="3"' in svg and 'data-window="day" data-count="7"' in svg
     assert charts.axis_max(0) == 1 and charts.axis_max(3) == 5 and charts.axis_max(11) == 20
+
+
+def test_sales_section_shows_a_running_sale(app, admin_client):
+    """Stock in Redis and in the database, from the flash sale's own sale_status()."""
+    from datetime import datetime, timedelta, timezone
+
+    pytest.importorskip("luffy.seckill.services")
+    from luffy.extensions import db
+    from luffy.models import Course, Sale
+    from luffy.seckill import services as seckill
+
+    now = datetime.now(timezone.utc)
+    with app.app_context():
+        course = Course(name="监控课", price=99)
+        db.session.add(course)
+        db.session.flush()
+        sale = Sale(course_id=course.id, price=9, total_stock=7, remaining_stock=7,
+                    start_at=now - timedelta(minutes=1), end_at=now + timedelta(hours=1))
+        db.session.add(sale)
+        db.session.commit()
+        sale_id = sale.id
+        seckill.load_sales()
+    sales = dashboard_data(admin_client)["sales"]
+    assert sales["ok"], sales
+    entry = next(s for s in sales["data"] if s["id"] == sale_id)
+    assert entry["status"]["remaining_db"] == 7
+    assert entry["status"]["stock_redis"] == 7
