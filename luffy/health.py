@@ -23,8 +23,17 @@ def check_redis():
 
 def check_broker():
     celery_app = current_app.extensions["celery"]
-    with celery_app.connection_for_write() as connection:
+    # Its own connection with short socket timeouts: a broker that hangs (accepts, never
+    # answers) costs BROKER_TIMEOUT_SECONDS, not the transport's default timeouts and retries.
+    options = {"socket_timeout": BROKER_TIMEOUT_SECONDS,
+               "socket_connect_timeout": BROKER_TIMEOUT_SECONDS, "max_retries": 0}
+    with celery_app.connection_for_write(
+        connect_timeout=BROKER_TIMEOUT_SECONDS, transport_options=options
+    ) as connection:
         connection.ensure_connection(max_retries=0, timeout=BROKER_TIMEOUT_SECONDS)
+        if connection.transport.driver_type == "redis":
+            # Connecting alone does not talk to Redis; a PING does (and times out if it hangs).
+            connection.default_channel.client.ping()
 
 
 CHECKS = {"database": check_database, "redis": check_redis, "broker": check_broker}

@@ -262,7 +262,8 @@ def write_orders(sale_id, entries):
     """One transaction: the orders of ``entries`` [(ticket, user_id)] in ``sale_id``."""
     session = db.session
     outcomes = []
-    sale = session.scalar(select(Sale).where(Sale.id == sale_id).with_for_update())
+    # of=Sale: PostgreSQL refuses FOR UPDATE on the outer join that loads Sale.course.
+    sale = session.scalar(select(Sale).where(Sale.id == sale_id).with_for_update(of=Sale))
     user_ids = [user_id for _, user_id in entries]
     existing = dict(session.execute(
         select(Order.user_id, Order.ticket).where(Order.sale_id == sale_id, Order.user_id.in_(user_ids))
