@@ -21,6 +21,10 @@ ADDRESS_WINDOW_SECONDS = 3600
 MAX_SUBJECT = 200
 MAX_DELAY = timedelta(days=7)
 
+USE_CODE = """
+if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
+return 0
+"""
 # INCR with the window's TTL set by the first hit (EXPIRE NX needs Redis 7; this runs on 6).
 COUNT_IN_WINDOW = """
 local n = redis.call('incr', KEYS[1])
@@ -119,9 +123,7 @@ def queue_sms_code(mobile, client_address):
 
 def check_sms_code(mobile, code):
     """True, once, when ``code`` is the code last texted to ``mobile`` and still valid."""
-    key = CODE_KEY.format(mobile)
-    stored = get_redis().get(key)
-    if stored is None or not isinstance(code, str) or not secrets.compare_digest(stored.decode(), code):
+    if not isinstance(code, str) or not code.isdigit() or len(code) != 6:
         return False
-    get_redis().delete(key)
-    return True
+    # Compare and delete in one step, so two racing checks cannot both use the code.
+    return bool(get_redis().eval(USE_CODE, 1, CODE_KEY.format(mobile), code))
