@@ -204,7 +204,7 @@ def test_two_beats_only_one_sends_and_the_other_takes_over(app, redis_client, pr
     first = beat()
     assert wait_for(lambda: redis_client.get("luffy:beat:lock"), 30), beat_log(first)[-3000:]
     second = beat()
-    assert wait_for(lambda: "waiting" in beat_log(second) or "Starting" in beat_log(second), 30)
+    assert wait_for(lambda: "waiting to take over" in beat_log(second), 30), beat_log(second)[-3000:]
     time.sleep(6)
     holder = redis_client.get("luffy:beat:lock").decode()
     assert holder.split(":")[1] in {str(first.pid), str(second.pid)}

@@ -156,6 +156,7 @@ class DatabaseScheduler(Scheduler):
         self._db_down = False
         self._seeded = False
         self._plan_changed = True
+        self._waiting_since = None
         with self.flask_app.app_context():
             self.engine = self.flask_app.extensions["sqlalchemy"].engine
         self.lock = BeatLock(self.flask_app.extensions["luffy_redis"], self.lock_timeout)
@@ -237,16 +238,21 @@ class DatabaseScheduler(Scheduler):
         try:
             held = self.lock.acquire()
         except RedisError as error:
-            # Without Redis nobody can prove they are the only beat: send nothing.
-            held = self.lock.held = False
-            log.error("beat: Redis unavailable, not scheduling until it is back: %s", error)
+            # A Redis blip: the lock we renewed moments ago cannot have expired yet, so keep
+            # going until it could have; after that, send nothing (nobody could prove they
+            # are the only beat).
+            held = self.lock.held = self.lock.still_valid()
+            if not held:
+                log.error("beat: Redis unavailable, not scheduling until it is back: %s", error)
         if held and not was_held:
             log.info("beat: holding %s as %s; loading the schedule", "luffy:beat:lock", self.lock.value)
             self._loaded_at = None  # another beat may have run things: read them back
+            self._waiting_since = None
         elif was_held and not held:
             log.warning("beat: lost the lock to %s; standing by", self._holder())
-        elif not held and not was_held and self._loaded_at is None:
-            log.debug("beat: waiting for the lock held by %s", self._holder())
+        elif not held and self._waiting_since is None:
+            self._waiting_since = time.monotonic()
+            log.info("beat: another beat holds the lock (%s); waiting to take over", self._holder())
         return held
 
     def _holder(self):
