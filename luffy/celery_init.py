@@ -11,9 +11,10 @@ log = logging.getLogger(__name__)
 class FlaskTask(Task):
     """Runs every task inside the Flask application context of the app that made the Celery app.
 
-    Failures mail a throttled alert to ALERT_EMAILS, retries are logged, and a task may opt in
-    to a success notice with ``notify_on_success=True``. Celery calls these hooks outside
-    ``__call__``, so each pushes the app context itself (PITFALLS 1).
+    A delayed task (eta/countdown) runs once even when the broker delivers it twice
+    (luffy/delayed_runs.py). Failures mail a throttled alert to ALERT_EMAILS, retries are
+    logged, and a task may opt in to a success notice with ``notify_on_success=True``. Celery
+    calls these hooks outside ``__call__``, so each pushes the app context itself (PITFALLS 1).
     """
 
     abstract = True
