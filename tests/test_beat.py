@@ -15,7 +15,7 @@ from sqlalchemy import select, text, update
 import beat_tasks  # noqa: F401  (registers tests.beat_probe in this process)
 from conftest import BIN, ROOT, RUNTIME, csrf_token_from, start_worker, stop_worker
 from luffy.extensions import db
-from luffy.models import IntervalSchedule, PeriodicTask, ScheduleVersion, TaskResult
+from luffy.models import IntervalSchedule, PeriodicTask, TaskResult
 
 UTC = timezone.utc
 QUEUE = "beat-test"  # only this module's worker consumes it

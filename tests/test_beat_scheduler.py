@@ -15,7 +15,7 @@ from conftest import csrf_token_from
 from luffy.beat.changes import current_version
 from luffy.extensions import db
 from luffy.models import (
-    ClockedSchedule, CrontabSchedule, IntervalSchedule, PeriodicTask, ScheduleVersion,
+    ClockedSchedule, CrontabSchedule, IntervalSchedule, PeriodicTask,
 )
 
 UTC = timezone.utc
@@ -458,3 +458,63 @@ def test_admin_clocked_task_with_start_time_and_expires(app, admin_client):
     assert "只能填一个" in admin_post(admin_client, "/admin/periodictask/new/", both).get_data(as_text=True)
     page = admin_client.get("/admin/periodictask/").get_data(as_text=True)
     assert "2030-01-02 03:04:05 UTC" in page  # the next run of the clocked task
+
+
+# -- an idle tick costs the same with 5 rows or 500 ----------------------------------------
+@pytest.mark.parametrize("rows", [5, 500])
+def test_an_idle_tick_reads_one_row_whatever_the_number_of_rows(app, scheduler, rows):
+    from sqlalchemy import event
+
+    with app.app_context():
+        interval = IntervalSchedule(every=1, period="days")
+        db.session.add_all([PeriodicTask(name=f"idle-{index}", task="tests.beat_probe", args="[1]",
+                                         interval=interval) for index in range(rows)])
+        db.session.commit()
+        engine = db.engine
+    sched = scheduler(datetime.now(UTC))
+    sched.change_check_every = 0.0  # look for edits on every tick
+    sched.tick()  # the first load
+    assert len(sched.entries) == rows
+    statements = []
+    listener = lambda conn, cursor, statement, *args: statements.append(statement)  # noqa: E731
+    event.listen(engine, "before_cursor_execute", listener)
+    try:
+        for _ in range(3):
+            sched.tick()
+    finally:
+        event.remove(engine, "before_cursor_execute", listener)
+    assert len(statements) == 3 and all("schedule_versions" in sql for sql in statements), statements
+
+
+# -- a locked SQLite database is an outage too (PITFALLS 19, without a PostgreSQL server) ---
+def test_beat_keeps_sending_while_sqlite_is_locked_and_writes_back_after(app, broker, scheduler):
+    import sqlite3
+
+    with app.app_context():
+        if db.engine.url.get_backend_name() != "sqlite":
+            pytest.skip("the test database is not SQLite")
+        path = db.engine.url.database
+    start = utc(2027, 5, 1)
+    queue = broker.queue()
+    row_id = add(app, "through-lock", queue, IntervalSchedule(every=10, period="seconds"), last_run_at=start)
+    sched = scheduler(start)
+    drive(sched, start + timedelta(seconds=10), {queue: lambda: broker.count(queue)})
+    assert broker.count(queue) == 1
+
+    blocker = sqlite3.connect(path, timeout=0, isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")
+    try:
+        sched._loaded_at = None  # a reload is due: it fails on the locked database
+        sched.clock.now = start + timedelta(seconds=20)
+        sched.tick()
+        assert sched._db_down and broker.count(queue) == 2  # still sent, from memory
+        assert sched._pending[row_id]["runs"] == 1
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    sched._db_retry_at = 0.0
+    sched.clock.now = start + timedelta(seconds=21)
+    sched.tick()
+    assert not sched._db_down and not sched._pending
+    with app.app_context():
+        assert db.session.get(PeriodicTask, row_id).total_run_count == 2

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import TextClause
 
 from luffy.models.base import utcnow
-from luffy.models.schedule import SCHEDULE_MODELS, PeriodicTask, ScheduleVersion
+from luffy.models.schedule import SCHEDULE_MODELS, ScheduleVersion
 
 VERSION_ROW = 1
 SCHEDULE_TABLES = tuple(model.__tablename__ for model in SCHEDULE_MODELS)

@@ -184,31 +184,6 @@ def schedule_from_task(task, app=None, nowfun=None):
     raise ScheduleError("周期任务没有调度")
 
 
-def next_run_at(task, after, app=None):
-    """When the row ``task`` runs next after ``after`` (aware UTC), or None if never."""
-    if not task.enabled:
-        return None
-    sched = schedule_from_task(task, app=app)
-    after = as_utc(after)
-    start = as_utc(task.start_time)
-    last = as_utc(task.last_run_at)
-    if isinstance(sched, ZonedCrontab):
-        moment = sched.next_run(max(after, start) if start else after)
-        if last and last >= moment:
-            moment = sched.next_run(last)
-    elif isinstance(sched, clocked):
-        moment = None if (task.total_run_count or 0) > 0 else sched.moment
-    elif isinstance(sched, schedule):
-        moment = (last + sched.run_every) if last else after
-        moment = max(moment, start) if start else moment
-    else:
-        moment = after + sched.remaining_estimate(last or after)
-    expires = as_utc(task.expires)
-    if moment is not None and expires is not None and moment > expires:
-        return None
-    return moment
-
-
 def validate_crontab_fields(minute, hour, day_of_week, day_of_month, month_of_year, tz_name):
     """Raise ScheduleError unless the fields parse, name real dates, and ever fire."""
     cron = ZonedCrontab(minute, hour, day_of_week, day_of_month, month_of_year, tz_name=tz_name)

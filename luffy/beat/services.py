@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from luffy.extensions import db
 from luffy.models.schedule import (
-    CrontabSchedule, IntervalSchedule, PeriodicTask, ScheduleVersion, SolarSchedule, as_utc,
+    CrontabSchedule, IntervalSchedule, PeriodicTask, ScheduleVersion, SolarSchedule,
 )
 from luffy.models.base import utcnow
 from luffy.redis_store import get_redis
