@@ -79,11 +79,10 @@ def _after_bulk_statement(orm_execute_state):
             touches = not names or bool(names - BOOKKEEPING)
     elif isinstance(statement, TextClause):
         touches = bool(WRITE_SQL.match(statement.text))
-    if not touches:
-        return None
-    result = orm_execute_state.invoke_statement()
-    mark_schedule_changed(orm_execute_state.session.connection())
-    return result
+    if touches:
+        # Same transaction as the statement, which then runs as usual (returning nothing
+        # here leaves other do_orm_execute listeners their turn).
+        mark_schedule_changed(orm_execute_state.session.connection())
 
 
 _watching = False
