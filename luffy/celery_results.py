@@ -264,12 +264,14 @@ def record_delayed_task(sender=None, body=None, headers=None, routing_key=None, 
     if not headers or not headers.get("eta") or headers.get("retries"):
         return
     from celery import current_app
+    from flask import current_app as flask_app, has_app_context
 
-    backend = current_app.backend
-    if not isinstance(backend, DatabaseBackend):
-        return
     try:
+        celery_app = flask_app.extensions["celery"] if has_app_context() else current_app
+        if not isinstance(celery_app.backend, DatabaseBackend):
+            return
         args, kwargs = (body[0], body[1]) if isinstance(body, (list, tuple)) else ([], {})
-        backend.record_pending(headers["id"], headers.get("task"), args, kwargs, routing_key)
+        celery_app.backend.record_pending(headers["id"], headers.get("task"), args, kwargs,
+                                          routing_key)
     except Exception:  # never stop the task from being sent
         log.warning("Could not record the delayed task %s", headers.get("id"), exc_info=True)
