@@ -12,7 +12,6 @@ A task queued with a countdown or an eta also gets a PENDING row when it is publ
 the admin can see and revoke it before it runs.
 """
 
-import json
 import logging
 import os
 import threading
