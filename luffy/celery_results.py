@@ -52,6 +52,8 @@ class DatabaseBackend(BaseBackend):
     subpolling_interval = 0.5
     # Nothing expires by itself: beat schedules celery.backend_cleanup.
     supports_autoexpire = False
+    # Rows deleted per cleanup transaction: short locks on a big table (PITFALLS 6).
+    cleanup_batch_size = CLEANUP_BATCH_SIZE
 
     def __init__(self, app, url=None, **kwargs):
         super().__init__(app, expires_type=maybe_timedelta, url=url, **kwargs)
@@ -61,7 +63,6 @@ class DatabaseBackend(BaseBackend):
             self.always_retry = True
         if not conf.value_set_for("result_backend_max_retries"):
             self.max_retries = 5
-        self.cleanup_batch_size = int(conf.get("luffy_cleanup_batch_size") or CLEANUP_BATCH_SIZE)
         self._engine = None
         self._engine_pid = None
         self._engine_lock = threading.Lock()
