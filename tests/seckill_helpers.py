@@ -4,7 +4,7 @@ import threading
 import time
 from datetime import timedelta
 
-from flask import session
+from flask import g, session
 from flask_wtf.csrf import generate_csrf
 from sqlalchemy import func, insert, select
 from werkzeug.serving import make_server
@@ -52,6 +52,7 @@ def add_buyers(app, count, prefix="buyer", **fields):
 def session_for(app, user_id):
     """(session cookie value, X-CSRFToken) as a real login would leave them."""
     with app.test_request_context():
+        g.pop("csrf_token", None)  # generate_csrf caches one per app context
         session["_user_id"] = str(user_id)
         session["_fresh"] = True
         token = generate_csrf()

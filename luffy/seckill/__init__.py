@@ -3,13 +3,19 @@
 from flask import Blueprint
 
 bp = Blueprint("seckill", __name__)
+BUY_PATH = "/api/v1/user/seckill/seckill/"
 
 
 @bp.record_once
 def _init(state):
     from luffy.seckill import services
+    from luffy.seckill.gate import SoldOutGate
 
     services.init_app(state.app)
+    state.app.wsgi_app = SoldOutGate(
+        state.app.wsgi_app, state.app.extensions["luffy_seckill_sold_out"], BUY_PATH,
+        services.REFUSALS["sold_out"][1],
+    )
 
 
 from luffy.seckill import views  # noqa: E402,F401  (registers the routes)

@@ -30,6 +30,9 @@ from luffy.seckill.services import (
 log = logging.getLogger(__name__)
 
 LOCK_SECONDS = 15
+# How long an order task waits for more buyers once the queue is empty, and how often it looks.
+LINGER_SECONDS = 2.0
+LINGER_POLL_SECONDS = 0.05
 # Times a ticket may be found on a dead order task's batch before it fails.
 MAX_ATTEMPTS = 3
 
@@ -149,6 +152,8 @@ class Drainer:
                 batch = [t.decode() for t in self.redis.eval(
                     TAKE_BATCH, 2, PENDING_KEY, PROCESSING_KEY, batch_size)]
             if not batch:
+                batch = self.linger(batch_size)
+            if not batch:
                 if self.redis.eval(FINISH_DRAIN, 3, PENDING_KEY, KICK_KEY, LOCK_KEY, self.token):
                     return outcomes
                 continue
@@ -156,6 +161,21 @@ class Drainer:
             self.renew()
             batch = []
 
+
+    def linger(self, batch_size):
+        """Wait a little for more tickets before giving up the kick.
+
+        While this task holds the kick, buy requests send no message at all; giving it up the
+        moment the queue is empty would make the next buyer pay for a broker round trip,
+        again and again during a sale. A short poll keeps the hot path free of ``.delay()``.
+        """
+        deadline = time.monotonic() + LINGER_SECONDS
+        while time.monotonic() < deadline:
+            time.sleep(LINGER_POLL_SECONDS)
+            batch = [t.decode() for t in self.redis.eval(TAKE_BATCH, 2, PENDING_KEY, PROCESSING_KEY, batch_size)]
+            if batch:
+                return batch
+        return []
 
     def leftover_batch(self):
         """The batch a dead order task left on ``processing``, minus tickets tried too often.

@@ -11,7 +11,7 @@ from luffy.extensions import csrf, db
 from luffy.models import Course
 from luffy.models.sale import as_utc
 from luffy.responses import ApiError, ok
-from luffy.seckill import bp, services
+from luffy.seckill import BUY_PATH, bp, services
 
 TICKET = re.compile(r"^[0-9a-f]{32}$")
 MAX_ID = 2**31 - 1
@@ -73,7 +73,7 @@ def sale_page(course_id):
     return render_template("seckill/sale.html", **context)
 
 
-@bp.post("/api/v1/user/seckill/seckill/")
+@bp.post(BUY_PATH)
 @csrf.exempt  # checked below, once a cheap "sold out" is ruled out (it changes nothing)
 def buy():
     user_id = buyer_id()
