@@ -9,11 +9,11 @@ BUY_PATH = "/api/v1/user/seckill/seckill/"
 @bp.record_once
 def _init(state):
     from luffy.seckill import services
-    from luffy.seckill.gate import SoldOutGate
+    from luffy.seckill.gate import BuyGate
 
     services.init_app(state.app)
-    state.app.wsgi_app = SoldOutGate(
-        state.app.wsgi_app, state.app.extensions["luffy_seckill_sold_out"], BUY_PATH,
+    state.app.wsgi_app = BuyGate(
+        state.app, state.app.wsgi_app, state.app.extensions["luffy_seckill_sold_out"], BUY_PATH,
         services.REFUSALS["sold_out"][1],
     )
 

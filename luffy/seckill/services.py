@@ -165,9 +165,6 @@ class SoldOutMemory:
         self._until = {}
         self._lock = threading.Lock()
 
-    def anything(self):
-        return bool(self._until)
-
     def knows(self, course_id):
         until = self._until.get(course_id)
         return until is not None and time.monotonic() < until
