@@ -345,6 +345,22 @@ def test_not_json_and_no_csrf_token_are_refused(app):
     assert response.status_code == 400 and "CSRF" in response.get_json()["msg"]
 
 
+def test_a_token_or_cookie_that_does_not_check_out_is_refused(app, redis_client):
+    course_id, sale_id = add_sale(app, 3)
+    first, second = add_buyers(app, 2)
+    client = logged_in_client(app, first)
+    other_token = session_for(app, second)[1]  # a valid token, but of another session
+    response = client.post(BUY, json={"course_id": course_id}, headers={"X-CSRFToken": other_token})
+    assert response.status_code == 400 and "CSRF" in response.get_json()["msg"]
+
+    tampered = app.test_client()
+    cookie, token = session_for(app, first)
+    tampered.set_cookie(app.config["SESSION_COOKIE_NAME"], cookie[:-2] + ("AA" if cookie[-2:] != "AA" else "BB"))
+    response = tampered.post(BUY, json={"course_id": course_id}, headers={"X-CSRFToken": token})
+    assert response.status_code in (400, 401)
+    assert redis_state(redis_client, sale_id)["buyers"] == {}
+
+
 def test_not_logged_in_is_401(app):
     course_id, _ = add_sale(app, 3)
     response = app.test_client().post(BUY, json={"course_id": course_id})

@@ -24,9 +24,11 @@ from flask_wtf.csrf import same_origin
 from itsdangerous import BadData, URLSafeTimedSerializer
 from werkzeug.http import parse_cookie
 
+from luffy.metrics import count
 from luffy.responses import CODE_FOR_STATUS, SUCCESS, ApiError
 
 MAX_BODY = 256
+SOLD_OUT = {"reason": "sold_out"}
 JSON = [("Content-Type", "application/json")]
 
 
@@ -57,6 +59,7 @@ class BuyGate:
         if course_id is None:
             return self.wsgi_app(environ, start_response)
         if self.memory.knows(course_id):
+            count("seckill_refusals", SOLD_OUT)
             start_response("409 CONFLICT", list(self.sold_out_headers))
             return [self.sold_out]
         user_id = self._checked_user(environ)

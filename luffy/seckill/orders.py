@@ -19,6 +19,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from luffy.extensions import db
+from luffy.metrics import count
 from luffy.models import Order, Sale, User
 from luffy.models.base import utcnow
 from luffy.redis_store import get_redis
@@ -249,7 +250,13 @@ def place_orders(tickets):
     for sale_id, entries in by_sale.items():
         outcomes.extend(place_sale_orders(sale_id, entries))
     finish(outcomes)
-    notify_buyers([o for o in outcomes if o.code == BOUGHT and o.order_id])
+    bought = [o for o in outcomes if o.code == BOUGHT and o.order_id]
+    failed = sum(1 for o in outcomes if o.code != BOUGHT)
+    if bought:
+        count("seckill_orders", {"state": "bought"}, len(bought))
+    if failed:
+        count("seckill_orders", {"state": "failed"}, failed)
+    notify_buyers(bought)
     return outcomes
 
 

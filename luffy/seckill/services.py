@@ -34,6 +34,7 @@ from redis.exceptions import RedisError
 from sqlalchemy import func, select
 
 from luffy.extensions import db
+from luffy.metrics import count
 from luffy.models import Course, Order, Sale
 from luffy.models.base import utcnow
 from luffy.models.sale import as_utc
@@ -226,7 +227,9 @@ def admit(user_id, course_id, address):
     if verdict == "admitted":
         if int(answer[2]):
             kick_order_task(ticket)
+        count("seckill_admissions")
         return ticket
+    count("seckill_refusals", {"reason": verdict})
     if verdict == "sold_out":
         sold_out_memory().note(course_id)
     if verdict == "already":

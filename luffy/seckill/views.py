@@ -8,6 +8,7 @@ from flask import abort, current_app, render_template, request, session
 from flask_login import current_user, login_required
 
 from luffy.extensions import csrf, db
+from luffy.metrics import count
 from luffy.models import Course
 from luffy.models.sale import as_utc
 from luffy.responses import ApiError, ok
@@ -81,6 +82,7 @@ def buy():
         raise ApiError(401, "请先登录")
     course_id = course_id_from(request.get_json(silent=True))
     if services.sold_out_memory().knows(course_id):
+        count("seckill_refusals", {"reason": "sold_out"})
         raise ApiError(*services.REFUSALS["sold_out"])
     csrf.protect()
     ticket = services.admit(user_id, course_id, request.remote_addr or "-")
