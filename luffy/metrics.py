@@ -57,15 +57,19 @@ class Counters:
         # Unsorted on the hot path: the flush sorts, and HINCRBY sums keys that differ in order.
         key = (name, tuple(labels.items()) if labels else ())
         with self._lock:
-            self._pending[key] = self._pending.get(key, 0) + n
-            if self._thread is None:
-                self._start_flusher()
+            pending = self._pending
+            pending[key] = pending.get(key, 0) + n
+        if self._thread is None:
+            self._start_flusher()
 
     def _start_flusher(self):
-        self._thread = threading.Thread(
-            target=self._flush_forever, name="luffy-metrics-flush", daemon=True
-        )
-        self._thread.start()
+        with self._lock:
+            if self._thread is not None:
+                return
+            self._thread = threading.Thread(
+                target=self._flush_forever, name="luffy-metrics-flush", daemon=True
+            )
+            self._thread.start()
 
     def _flush_forever(self):
         stop = threading.Event()
@@ -139,7 +143,8 @@ def counters_for(app=None):
 
 def count(name, labels=None, n=1):
     """Add ``n`` to the counter ``name`` with ``labels`` (a dict of short strings). Never raises."""
-    counters = counters_for()
+    context = _cv_app.get(None)  # counters_for() inlined: this runs on every banner request
+    counters = context.app.extensions.get("luffy_metrics", _default) if context is not None else _default
     if counters is not None:
         counters.add(name, labels, n)
 
