@@ -391,3 +391,14 @@ def test_sales_section_shows_a_running_sale(app, admin_client):
     entry = next(s for s in sales["data"] if s["id"] == sale_id)
     assert entry["status"]["remaining_db"] == 7
     assert entry["status"]["stock_redis"] == 7
+
+
+def test_page_answers_quickly_with_redis_down(other_app, users, worker, silent_port):
+    """Redis only remembers offline workers and holds beat/sale state: the rest still shows."""
+    broken = other_app(REDIS_URL=f"redis://127.0.0.1:{silent_port}/0")
+    admin = login(broken.test_client(), "root", "root-password")
+    started = time.monotonic()
+    sections = dashboard_data(admin)
+    assert time.monotonic() - started < ANSWER_WITHIN_SECONDS
+    assert worker_entry(sections, worker.hostname)["online"] is True
+    assert sections["queues"]["ok"] and sections["tasks"]["ok"]
