@@ -56,10 +56,13 @@ def other_app(app, monkeypatch):
     restore_celery(app)
 
 
+SMALL_WORKER_QUEUE = f"luffy-test-small-{uuid.uuid4().hex[:6]}"
+
+
 @pytest.fixture(scope="module")
 def small_worker(app):
-    """A worker of its own with one process, for pool and termination tests."""
-    process = start_worker(app, "-c", "1")
+    """A worker of its own with one process and a queue of its own, for pool and termination tests."""
+    process = start_worker(app, "-c", "1", "-Q", SMALL_WORKER_QUEUE)
     yield process
     stop_worker(process)
 
@@ -202,12 +205,12 @@ def test_revoke_a_delayed_task(app, admin_client, worker):
 
 def test_terminate_a_running_task(app, admin_client, small_worker):
     celery_app = app.extensions["celery"]
-    result = celery_app.send_task("tests.effect_once", args=["terminate-me", 60])
+    result = celery_app.send_task("tests.effect_once", args=["terminate-me", 60], queue=SMALL_WORKER_QUEUE)
     assert wait_for(lambda: result.state == "STARTED", timeout=20)
 
     response = post_json(admin_client, f"/admin/monitor/tasks/{result.id}/revoke", {"terminate": True})
     assert response.status_code == 200, response.get_json()
-    assert "terminate" in str(response.get_json()["replies"][small_worker.hostname])
+    assert f"terminate: {result.id}" in str(response.get_json()["replies"][small_worker.hostname])
     assert wait_for(lambda: result.state == "REVOKED", timeout=15)
 
 
