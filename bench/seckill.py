@@ -325,6 +325,20 @@ def stop(process):
         process.wait()
 
 
+def cpu_seconds(process):
+    """User + system CPU of a process and its children so far (from /proc), in seconds."""
+    pids = [process.pid] + [int(p) for p in subprocess.run(
+        ["ps", "-o", "pid=", "--ppid", str(process.pid)], capture_output=True, text=True).stdout.split()]
+    ticks = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            ticks += int(fields[11]) + int(fields[12])
+        except (OSError, IndexError, ValueError):
+            pass
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def note(text):
     print(f"[{time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
 
@@ -364,7 +378,9 @@ def main():
         server = LoggedGunicorn("wsgi:app", env)
         try:
             wait_port(server)
+            worker_cpu = cpu_seconds(worker)
             admission, admission_runs = measure_admission(server.url, BUY, users_file, sales["admission"])
+            worker_cpu = cpu_seconds(worker) - worker_cpu
             note(f"admission {admission:.0f} req/s {admission_runs}")
             refusal_course, refusal_sale = sales["refusal"][0]
             first = credentials[-1]
@@ -413,6 +429,8 @@ def main():
         print(f"admission: {admission:.0f} req/s (each a first-time buyer admitted; {admitted['admitted']} "
               f"admitted, {admitted['orders']} orders written{'' if admission_ok else ', FAIL'})")
         print(f"admission_vs_baseline: {admission / baseline:.2f} x (target >= {ADMISSION_TARGET})")
+        print(f"worker_cpu_during_admission: {worker_cpu:.1f} s for about {admitted['orders']} orders "
+              f"({worker_cpu / max(1, admitted['orders']) * 1e6:.0f} us per order)")
         print(f"refusal_sold_out: {refusal:.0f} req/s{'' if refusal_ok else ' (FAIL: not all 409)'}")
         print(f"refusal_vs_baseline: {refusal / baseline:.2f} x (target >= {REFUSAL_TARGET})")
         print(f"sync_row_lock_admission: {sync_rate:.0f} req/s")
