@@ -390,6 +390,26 @@ def test_course_without_a_sale_is_404(app):
     assert response.status_code == 404 and response.get_json()["msg"] == "该课程没有秒杀活动"
 
 
+def test_closed_and_long_ended_sales_answer_404_not_503(app, redis_client):
+    from luffy.seckill.reconcile import reconcile_sales
+
+    course_id, sale_id = add_sale(app, 3)
+    client = logged_in_client(app, add_buyers(app, 1)[0])
+    with app.app_context():
+        sale = db.session.get(Sale, sale_id)
+        sale.state = Sale.CLOSED
+        db.session.commit()
+        services.warm_sale(sale)
+    assert buy(client, course_id).status_code == 404
+
+    old_course, old_sale = add_sale(app, 3, starts_in=-7200, ends_in=-3600, course_name="早就结束")
+    with app.app_context():
+        reconcile_sales()  # forgets sales ended more than 30 minutes ago
+    assert not redis_client.exists(services.sale_key(old_sale))
+    response = buy(client, old_course)
+    assert response.status_code == 404 and response.get_json()["msg"] == "该课程没有秒杀活动"
+
+
 def test_per_user_and_per_address_rate_limits(app, monkeypatch):
     course_id, _ = add_sale(app, 3, starts_in=3600, ends_in=7200)  # refusals, nothing bought
     client = logged_in_client(app, add_buyers(app, 1)[0])

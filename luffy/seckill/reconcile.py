@@ -171,8 +171,13 @@ def drop_old_sales(redis, live_ids):
         for raw in redis.smembers(SALES_KEY):
             sale_id = int(raw)
             if sale_id not in live_ids:
-                redis.delete(sale_key(sale_id), buyers_key(sale_id))
-                redis.srem(SALES_KEY, sale_id)
+                course_id = redis.hget(sale_key(sale_id), "course")
+                pipe = redis.pipeline(transaction=True)
+                pipe.delete(sale_key(sale_id), buyers_key(sale_id))
+                pipe.srem(SALES_KEY, sale_id)
+                if course_id is not None:
+                    services.point_course(pipe, int(course_id))  # its next sale, or none
+                pipe.execute()
     except RedisError as error:
         log.warning("Could not drop old flash-sale state: %s", error)
 

@@ -100,7 +100,7 @@ local sale = redis.call('GET', KEYS[2])
 if not sale then return {'no_sale'} end
 local sk = 'luffy:seckill:sale:' .. sale
 local s = redis.call('HMGET', sk, 'stock', 'start', 'end', 'state')
-if not s[1] then return {'unavailable'} end
+if not s[1] then return {'no_sale'} end
 local bk = sk .. ':buyers'
 local mine = redis.call('HGET', bk, ARGV[1])
 if mine then return {'already', sale, mine} end
