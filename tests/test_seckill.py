@@ -14,7 +14,7 @@ from sqlalchemy import func, select, text, update
 
 from conftest import start_worker, stop_worker
 from luffy.extensions import db
-from luffy.models import Course, Sale
+from luffy.models import Course, Order, Sale
 from luffy.models.base import utcnow
 from luffy.seckill import services
 from seckill_helpers import (
@@ -298,6 +298,25 @@ def test_reconciliation_finishes_a_lost_order_task_and_refunds_a_lost_ticket(app
     assert assert_consistent(app, redis_client, sale_id, 5) == {lost_task: ticket_a}
     # the refunded buyer may try again
     assert buy(logged_in_client(app, lost_ticket), course_id).status_code == 200
+
+
+def test_buyer_gets_one_text_and_one_mail(app, worker, mailbox):
+    from tasks.seckill import notify_buyer
+
+    course_id, sale_id = add_sale(app, 2)
+    user_id = add_buyers(app, 1, prefix="notified", mobile="13912345678", email="notified@example.com")[0]
+    client = logged_in_client(app, user_id)
+    assert final_answer(client, buy(client, course_id).get_json()["task_id"])[-1] == "1"
+    message = mailbox.wait_for(1)[0]
+    assert message["Subject"] == "秒杀成功" and message.envelope_to == ["notified@example.com"]
+    assert "恭喜您秒杀成功" in message.get_body(("plain",)).get_content()
+    wait_until(lambda: "SMS to 13912345678: 【路飞学城】恭喜您秒杀成功" in worker.log_path.read_text(errors="replace"),
+               timeout=30, message="the text message (console SMS backend, in the worker log)")
+    with app.app_context():
+        order_id = db.session.scalar(select(Order.id).where(Order.sale_id == sale_id))
+    assert notify_buyer.delay(order_id).get(timeout=30)["sent"] == []  # a redelivery sends nothing
+    time.sleep(0.5)
+    assert len(mailbox.messages) == 1
 
 
 def test_reconciliation_repairs_stock_and_alerts_on_a_database_mismatch(app, redis_client):
