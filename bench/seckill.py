@@ -470,8 +470,6 @@ class LoggedGunicorn(Gunicorn):
     """harness.Gunicorn with its error log kept in the run's temporary folder."""
 
     def __init__(self, app_path, env):
-        import signal  # noqa: F401  (stop() uses os.killpg)
-
         from local_redis import free_port
 
         self.port = free_port()

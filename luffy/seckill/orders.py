@@ -23,7 +23,6 @@ from luffy.metrics import count
 from luffy.models import Order, Sale, User
 from luffy.models.base import utcnow
 from luffy.redis_store import get_redis
-from luffy.seckill import services
 from luffy.seckill.services import (
     BOUGHT, FAILED, KICK_KEY, LOCK_KEY, PENDING_KEY, PROCESSING_KEY, ticket_key,
 )
