@@ -14,6 +14,7 @@ import beat_tasks  # noqa: F401  (registers tests.beat_probe in this process)
 from conftest import csrf_token_from
 from luffy.beat.changes import current_version
 from luffy.extensions import db
+from luffy.models.base import as_utc
 from luffy.models import (
     ClockedSchedule, CrontabSchedule, IntervalSchedule, PeriodicTask,
 )
@@ -370,7 +371,7 @@ def test_admin_list_shows_next_run_and_run_now_sends(app, admin_client, broker):
     queue = broker.queue()
     row_id = add(app, "listed", queue, CrontabSchedule(minute="0", hour="4", timezone="Asia/Shanghai"))
     page = admin_client.get("/admin/periodictask/").get_data(as_text=True)
-    assert "20:00:00 UTC" in page  # 04:00 in Shanghai is 20:00 UTC
+    assert "04:00:00 +08:00" in page  # the admin shows times in the site's zone (Asia/Shanghai)
     token = csrf_token_from(admin_client.get("/admin/periodictask/").get_data(as_text=True))
     response = admin_client.post("/admin/periodictask/action/",
                                  data={"action": "run_now", "rowid": [str(row_id)], "csrf_token": token})
@@ -459,7 +460,16 @@ def test_admin_clocked_task_with_start_time_and_expires(app, admin_client):
     both = periodic_form(app, name="both", expires="2030-02-01 00:00:00", expire_seconds="60")
     assert "只能填一个" in admin_post(admin_client, "/admin/periodictask/new/", both).get_data(as_text=True)
     page = admin_client.get("/admin/periodictask/").get_data(as_text=True)
-    assert "2030-01-02 03:04:05 UTC" in page  # the next run of the clocked task
+    assert "2030-01-02 03:04:05 +08:00" in page  # the next run of the clocked task
+    # Typed in the site's zone (Asia/Shanghai), kept in UTC, shown back the same way.
+    with app.app_context():
+        clocked = db.session.get(ClockedSchedule, clocked_id)
+        task = db.session.scalar(select(PeriodicTask).where(PeriodicTask.name == data["name"]))
+        assert as_utc(clocked.clocked_time) == datetime(2030, 1, 1, 19, 4, 5, tzinfo=UTC)
+        assert as_utc(task.start_time) == datetime(2029, 12, 31, 16, 0, tzinfo=UTC)
+        assert as_utc(task.expires) == datetime(2030, 1, 31, 16, 0, tzinfo=UTC)
+    form = admin_client.get(f"/admin/clockedschedule/edit/?id={clocked_id}").get_data(as_text=True)
+    assert 'value="2030-01-02 03:04:05"' in form and "站点时区 Asia/Shanghai" in form
 
 
 # -- an idle tick costs the same with 5 rows or 500 ----------------------------------------

@@ -254,6 +254,25 @@ def test_admin_lists_results_read_only_with_filters_and_search(app, admin_client
     assert "RuntimeError: boom admin-list" in detail
 
 
+def test_admin_shows_and_filters_times_in_the_site_zone(app, admin_client):
+    from luffy.admin.times import LocalTimeFilter
+
+    with app.app_context():
+        for hour in (1, 3):  # 09:00 and 11:00 in Asia/Shanghai
+            db.session.add(TaskResult(task_id=f"zone-{hour}", task_name="tests.zone", state="SUCCESS",
+                                      created_at=datetime(2026, 5, 1, hour, tzinfo=timezone.utc)))
+        db.session.commit()
+    page = admin_client.get("/admin/taskresult/?search=zone-").get_data(as_text=True)
+    assert "2026-05-01 09:00:00 +08:00" in page and "2026-05-01 11:00:00 +08:00" in page
+
+    view = next(v for v in app.extensions["luffy_admin"]._views if v.endpoint == "taskresult")
+    index, later_than = next((i, f) for i, f in enumerate(view._filters) if f.column.key == "created_at"
+                             and isinstance(f, LocalTimeFilter) and f.operation() == "greater than")
+    url = f"/admin/taskresult/?flt0_{view.get_filter_arg(index, later_than)}=2026-05-01+10:00:00"
+    page = admin_client.get(url).get_data(as_text=True)
+    assert "zone-3" in page and "zone-1" not in page  # 10:00 typed is Shanghai time, 02:00 UTC
+
+
 def test_admin_retries_a_failed_task_with_the_same_arguments(app, admin_client, worker):
     result = app.extensions["celery"].send_task("tests.fails", args=["again"], kwargs={})
     row = wait_for_row(app, result.id, states=("FAILURE",))

@@ -13,10 +13,11 @@ from wtforms import FloatField, SelectField
 from wtforms.validators import InputRequired, NumberRange, Optional, ValidationError
 
 from luffy.admin.security import SecureModelView
+from luffy.admin.times import show
 from luffy.beat.schedules import ScheduleError, validate_crontab_fields, zone_names
 from luffy.beat.services import describe_crontab, next_run_of, run_now
 from luffy.extensions import db
-from luffy.models.schedule import INTERVAL_PERIODS, SOLAR_EVENTS, PeriodicTask, as_utc
+from luffy.models.schedule import INTERVAL_PERIODS, SOLAR_EVENTS, PeriodicTask
 
 log = logging.getLogger(__name__)
 SCHEDULE_FIELDS = ("interval", "crontab", "clocked", "solar")
@@ -53,27 +54,21 @@ def json_validator(kind):
     return check
 
 
-def _local(moment):
-    return f"{as_utc(moment):%Y-%m-%d %H:%M:%S} UTC" if moment else ""
-
-
 def _schedule_column(view, context, model, name):
     row = model.schedule_row
     if row is None:
         return "（无）"
     if model.crontab is not None:
         return Markup("crontab {}<br><small>{}</small>").format(row, describe_crontab(row))
+    if model.clocked is not None:
+        return f"定时：{show(row.clocked_time)}"  # in the site's zone, as every admin time
     kind = {"interval": "间隔", "clocked": "定时", "solar": "太阳事件"}[
         next(field for field in SCHEDULE_FIELDS if getattr(model, field) is not None)]
     return f"{kind}：{row}"
 
 
 def _next_run_column(view, context, model, name):
-    return _local(next_run_of(model)) or "—"
-
-
-def _datetime_column(view, context, model, name):
-    return _local(getattr(model, name))
+    return show(next_run_of(model)) or "—"
 
 
 class PeriodicTaskView(SecureModelView):
@@ -84,7 +79,6 @@ class PeriodicTaskView(SecureModelView):
     column_filters = ("enabled", "one_off", "task")
     column_formatters = {
         "schedule": _schedule_column, "next_run": _next_run_column,
-        "last_run_at": _datetime_column, "date_changed": _datetime_column,
     }
     column_labels = {
         "name": "名称", "task": "任务", "schedule": "调度", "enabled": "启用", "one_off": "只运行一次",
@@ -92,8 +86,8 @@ class PeriodicTaskView(SecureModelView):
         "date_changed": "修改时间", "interval": "间隔调度", "crontab": "Crontab 调度",
         "clocked": "定时调度", "solar": "太阳事件调度", "args": "位置参数 (JSON)",
         "kwargs": "关键字参数 (JSON)", "queue": "队列", "routing_key": "路由键", "priority": "优先级",
-        "headers": "消息头 (JSON)", "expires": "过期时间 (UTC)", "expire_seconds": "消息过期秒数",
-        "start_time": "开始时间 (UTC)", "description": "说明",
+        "headers": "消息头 (JSON)", "expires": "过期时间", "expire_seconds": "消息过期秒数",
+        "start_time": "开始时间", "description": "说明",
     }
     form_columns = ("name", "task", "interval", "crontab", "clocked", "solar", "args", "kwargs",
                     "queue", "routing_key", "priority", "headers", "expires", "expire_seconds",
@@ -268,8 +262,7 @@ class CrontabScheduleView(ScheduleRowView):
 class ClockedScheduleView(ScheduleRowView):
     foreign_key = "clocked_id"
     column_list = ("id", "clocked_time")
-    column_labels = {"clocked_time": "运行时间 (UTC)"}
-    column_formatters = {"clocked_time": _datetime_column}
+    column_labels = {"clocked_time": "运行时间"}
     form_columns = ("clocked_time",)
 
 

@@ -1,12 +1,20 @@
 """The admin's access rule in one place: every admin view derives from these bases."""
 
+from datetime import datetime
+
 from flask import flash, redirect, request, url_for
 from flask_admin import AdminIndexView, BaseView
 from flask_admin.contrib.sqla import ModelView
 from flask_admin.helpers import get_redirect_target
+from flask_admin.model import typefmt
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from werkzeug.exceptions import Forbidden
+from wtforms import DateTimeField
+
+from luffy.admin.times import (
+    LocalTimeFilterConverter, datetime_formatter, describe_zone, from_local, to_local,
+)
 
 
 def is_admin_user():
@@ -37,11 +45,15 @@ class AdminForm(FlaskForm):
 
 
 class SecureModelView(ModelView):
-    """Admin-only model view with Flask-WTF CSRF on every form."""
+    """Admin-only model view with Flask-WTF CSRF on every form, and times in the site's zone:
+    lists, details, forms and filters all speak TIMEZONE; the database keeps UTC."""
 
     form_base_class = AdminForm
     page_size = 50
     can_view_details = True
+    column_type_formatters = {**typefmt.BASE_FORMATTERS, datetime: datetime_formatter}
+    column_type_formatters_detail = {**typefmt.DETAIL_FORMATTERS, datetime: datetime_formatter}
+    filter_converter = LocalTimeFilterConverter()
 
     def is_accessible(self):
         return is_admin_user()
@@ -63,6 +75,31 @@ class SecureModelView(ModelView):
 
     def get_one(self, id):
         return super().get_one(id) if self.is_possible_key(id) else None
+
+    @staticmethod
+    def _time_fields(form):
+        return [field for field in form if isinstance(field, DateTimeField)]
+
+    def create_form(self, obj=None):
+        return self._describe_times(super().create_form(obj))
+
+    def edit_form(self, obj=None):
+        return self._describe_times(super().edit_form(obj))
+
+    def _describe_times(self, form):
+        for field in self._time_fields(form):
+            field.description = describe_zone()
+        return form
+
+    def on_form_prefill(self, form, id):
+        for field in self._time_fields(form):
+            field.data = to_local(field.data)
+        super().on_form_prefill(form, id)
+
+    def on_model_change(self, form, model, is_created):
+        for field in self._time_fields(form):
+            setattr(model, field.name, from_local(getattr(model, field.name)))
+        super().on_model_change(form, model, is_created)
 
     def handle_action(self, return_view=None):
         if not all(self.is_possible_key(value) for value in request.form.getlist("rowid")):

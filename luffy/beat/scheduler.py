@@ -33,7 +33,8 @@ from sqlalchemy.orm import Session
 from luffy.beat.changes import current_version
 from luffy.beat.lock import BeatLock
 from luffy.beat.schedules import ScheduleError, ZonedCrontab, clocked, schedule_from_task
-from luffy.models.schedule import PeriodicTask, as_utc
+from luffy.models.base import as_utc
+from luffy.models.schedule import PeriodicTask
 
 log = get_logger(__name__)
 UTC = timezone.utc

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from celery.schedules import BaseSchedule, crontab, schedstate, schedule, solar
 
-from luffy.models.schedule import as_utc
+from luffy.models.base import as_utc
 
 UTC = timezone.utc
 # How far ahead a crontab is searched for its next run; beyond it, the row never runs.

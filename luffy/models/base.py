@@ -10,6 +10,15 @@ def utcnow():
     return datetime.now(timezone.utc)
 
 
+def as_utc(moment):
+    """``moment`` as an aware UTC datetime; naive values (SQLite hands those back) are UTC."""
+    if moment is None:
+        return None
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc)
+
+
 class TimestampMixin:
     """Created/updated times, stored in UTC."""
 

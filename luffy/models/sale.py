@@ -1,22 +1,13 @@
 """Flash sales ("秒杀") and the orders they create."""
 
-from datetime import datetime, timezone
+from datetime import datetime
 from decimal import Decimal
 
 from sqlalchemy import CheckConstraint, DateTime, ForeignKey, Numeric, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from luffy.extensions import db
-from luffy.models.base import TimestampMixin, utcnow
-
-
-def as_utc(moment):
-    """``moment`` as an aware UTC datetime (SQLite hands back naive UTC values)."""
-    if moment is None:
-        return None
-    if moment.tzinfo is None:
-        return moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc)
+from luffy.models.base import TimestampMixin, as_utc, utcnow
 
 
 class Sale(TimestampMixin, db.Model):

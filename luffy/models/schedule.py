@@ -1,6 +1,6 @@
 """Periodic schedules kept in the database: what ``luffy.beat.scheduler`` runs and the admin edits."""
 
-from datetime import datetime, timezone
+from datetime import datetime
 
 from sqlalchemy import (
     Boolean, CheckConstraint, DateTime, Float, ForeignKey, Integer, String, Text,
@@ -8,22 +8,13 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from luffy.extensions import db
-from luffy.models.base import utcnow
+from luffy.models.base import as_utc, utcnow
 
 INTERVAL_PERIODS = ("seconds", "minutes", "hours", "days")
 SOLAR_EVENTS = (
     "dawn_astronomical", "dawn_nautical", "dawn_civil", "sunrise", "solar_noon",
     "sunset", "dusk_civil", "dusk_nautical", "dusk_astronomical",
 )
-
-
-def as_utc(moment):
-    """An aware UTC datetime; naive values (SQLite hands those back) are taken as UTC."""
-    if moment is None:
-        return None
-    if moment.tzinfo is None:
-        return moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc)
 
 
 class IntervalSchedule(db.Model):

@@ -1,8 +1,5 @@
 """Admin views of the flash sale: sales (stock and window, loaded into Redis on save) and orders."""
 
-from zoneinfo import ZoneInfo
-
-from flask import current_app
 from markupsafe import Markup
 from redis.exceptions import RedisError
 from sqlalchemy import func, inspect, select
@@ -17,31 +14,10 @@ from luffy.models.sale import as_utc
 from luffy.seckill import services
 
 
-def site_zone():
-    return ZoneInfo(current_app.config["TIMEZONE"])
-
-
-def to_local(moment):
-    """A stored UTC time as the naive local time the admin form shows."""
-    return None if moment is None else as_utc(moment).astimezone(site_zone()).replace(tzinfo=None)
-
-
-def from_local(moment):
-    """A naive local time typed into the form, as aware UTC."""
-    if moment is None or moment.tzinfo is not None:
-        return moment
-    return moment.replace(tzinfo=site_zone()).astimezone(ZoneInfo("UTC"))
-
-
 def saved_value(model, name):
     """The value of ``name`` before the form changed it."""
     history = inspect(model).attrs[name].history
     return history.deleted[0] if history.deleted else getattr(model, name)
-
-
-def local_formatter(view, context, model, name):
-    moment = getattr(model, name)
-    return "" if moment is None else to_local(moment).strftime("%Y-%m-%d %H:%M:%S")
 
 
 class SaleView(SecureModelView):
@@ -53,19 +29,14 @@ class SaleView(SecureModelView):
         "start_at": "开始时间", "end_at": "结束时间", "state": "状态", "live": "实时（Redis）",
         "created_at": "创建时间", "updated_at": "更新时间",
     }
-    column_descriptions = {"start_at": "站点时区（TIMEZONE）", "end_at": "站点时区（TIMEZONE）"}
     form_columns = ("course", "price", "total_stock", "start_at", "end_at", "state")
     form_overrides = {"state": SelectField}
     form_args = {
         "state": {"choices": [(Sale.OPEN, "开放"), (Sale.CLOSED, "关闭")]},
         "total_stock": {"validators": [InputRequired(), NumberRange(min=1, max=1_000_000, message="库存须在 1 到 1000000 之间")]},
         "price": {"validators": [InputRequired(), NumberRange(min=0, message="价格不能为负数")]},
-        "start_at": {"description": "站点时区（TIMEZONE）"},
-        "end_at": {"description": "站点时区（TIMEZONE）"},
     }
     column_formatters = {
-        "start_at": local_formatter,
-        "end_at": local_formatter,
         "live": lambda view, context, model, name: view.live_figures(model),
     }
 
@@ -75,13 +46,8 @@ class SaleView(SecureModelView):
             return Markup("<em>未加载</em>")
         return f"剩余 {status['stock_redis']} · 已抢 {status['admitted']} · 排队 {status['queued']}"
 
-    def on_form_prefill(self, form, id):
-        for name in ("start_at", "end_at"):
-            getattr(form, name).data = to_local(getattr(form, name).data)
-
     def on_model_change(self, form, model, is_created):
-        model.start_at = from_local(model.start_at)
-        model.end_at = from_local(model.end_at)
+        super().on_model_change(form, model, is_created)  # typed local times become UTC first
         if model.start_at is None or model.end_at is None or model.end_at <= model.start_at:
             raise ValidationError("结束时间必须晚于开始时间")
         with db.session.no_autoflush:  # the checks query the table this half-made row goes into
@@ -93,7 +59,6 @@ class SaleView(SecureModelView):
                 if old_total != model.total_stock:
                     self.refuse_stock_change(model, old_total)
                     model.remaining_stock = model.total_stock
-        super().on_model_change(form, model, is_created)
 
     def refuse_stock_change(self, sale, old_total):
         """Stock may change only before the sale starts and before anyone is admitted: then the
@@ -146,7 +111,6 @@ class OrderView(SecureModelView):
         "ticket": "抢购凭证", "user": "用户", "course": "课程", "sale_id": "秒杀", "price": "价格",
         "state": "状态", "created_at": "下单时间",
     }
-    column_formatters = {"created_at": local_formatter}
 
 
 def add_views(admin):

@@ -10,7 +10,7 @@ from flask_login import current_user, login_required
 from luffy.extensions import csrf, db
 from luffy.metrics import count
 from luffy.models import Course
-from luffy.models.sale import as_utc
+from luffy.models.base import as_utc
 from luffy.responses import ApiError, ok
 from luffy.seckill import BUY_PATH, bp, services
 
