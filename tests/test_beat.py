@@ -3,8 +3,10 @@ process, a real worker and the private Redis broker; PITFALLS 12-20 each proved 
 
 import json
 import os
+import shutil
 import signal
 import subprocess
+import tempfile
 import time
 import uuid
 from datetime import datetime, timedelta, timezone
@@ -231,16 +233,25 @@ def test_two_beats_only_one_sends_and_the_other_takes_over(app, redis_client, pr
 PG_SERVER = os.environ.get("LUFFY_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
-@pytest.fixture
-def outage_database(app):
-    """A PostgreSQL database of its own, with the schema, that the test can cut off."""
+@pytest.fixture(params=["refused", "restarted"])
+def outage_database(request, app):
+    """A PostgreSQL database of its own, with the schema, that the test can cut off: on the
+    shared server by refusing connections and killing its sessions ("refused"), or on a
+    server of the test's own that is really stopped and started again ("restarted")."""
     from sqlalchemy import create_engine
     from sqlalchemy.engine import make_url
 
     from config import sqlalchemy_url
+    from private_postgres import PrivatePostgres, missing_reason
 
-    server_url = make_url(sqlalchemy_url(PG_SERVER))
-    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
+    server = None
+    if request.param == "restarted":
+        if missing_reason():
+            pytest.skip(f"no private PostgreSQL server to restart: {missing_reason()}")
+        server = PrivatePostgres(tempfile.mkdtemp(prefix="luffy-pg-"))
+        request.addfinalizer(lambda: (server.close(), shutil.rmtree(server.folder, ignore_errors=True)))
+    server_url = make_url(sqlalchemy_url(server.url() if server else PG_SERVER))
+    admin = create_engine(server_url, isolation_level="AUTOCOMMIT", pool_pre_ping=True)
     try:
         with admin.connect():
             pass
@@ -253,14 +264,17 @@ def outage_database(app):
     engine = create_engine(url, pool_pre_ping=True)
     db.metadata.create_all(engine)
 
-    def cut(off):
+    def refuse(off):
         with admin.connect() as conn:
             conn.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS {"false" if off else "true"}'))
             if off:
                 conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
                                   "WHERE datname = :name AND pid <> pg_backend_pid()"), {"name": name})
 
-    yield url.render_as_string(hide_password=False), engine, cut
+    def restart(off):
+        server.stop() if off else server.start()
+
+    yield url.render_as_string(hide_password=False), engine, restart if server else refuse
     engine.dispose()
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
