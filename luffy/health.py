@@ -2,9 +2,10 @@
 
 import time
 
-from flask import Blueprint, current_app, jsonify
+from flask import Blueprint, jsonify
 from sqlalchemy import text
 
+from luffy.broker import quick_connection
 from luffy.extensions import db
 from luffy.redis_store import get_redis
 
@@ -22,14 +23,9 @@ def check_redis():
 
 
 def check_broker():
-    celery_app = current_app.extensions["celery"]
     # Its own connection with short socket timeouts: a broker that hangs (accepts, never
     # answers) costs BROKER_TIMEOUT_SECONDS, not the transport's default timeouts and retries.
-    options = {"socket_timeout": BROKER_TIMEOUT_SECONDS,
-               "socket_connect_timeout": BROKER_TIMEOUT_SECONDS, "max_retries": 0}
-    with celery_app.connection_for_write(
-        connect_timeout=BROKER_TIMEOUT_SECONDS, transport_options=options
-    ) as connection:
+    with quick_connection(BROKER_TIMEOUT_SECONDS) as connection:
         connection.ensure_connection(max_retries=0, timeout=BROKER_TIMEOUT_SECONDS)
         if connection.transport.driver_type == "redis":
             # Connecting alone does not talk to Redis; a PING does (and times out if it hangs).

@@ -3,7 +3,7 @@
 Each drill starts the Redis (or broker) it breaks, so the session's servers and the other
 tests never notice: a Redis killed and restarted under traffic, a broker killed or frozen
 while people use the site, and two workers sharing a flash sale when one is SIGKILLed.
-(Beat across a database outage is drilled in tests/test_beat.py.)
+(Beat across a PostgreSQL stop and start is drilled in tests/test_beat.py.)
 """
 
 import os
@@ -251,12 +251,10 @@ def test_broker_down_requests_needing_it_503_in_time_others_keep_working(
         assert response.status_code == 503 and seconds < 2.0, (response.status_code, seconds)
         assert response.json()["code"] != 100 and response.json()["msg"]
 
-        # A plain .delay() (here the SMS code) publishes with Celery's retry policy: bounded
-        # within 2 s when the broker is gone, about 4 s when it hangs (frozen) instead.
+        # The SMS code is queued with the same short-timeout publish: 503 in time, gone or hung.
         started = time.monotonic()
         sms = sessions[2].post(web.url + "/api/v1/user/sms/", json={"mobile": "13912345678"}, timeout=15)
-        bound = 2.0 if outage == "killed" else 6.0
-        assert sms.status_code == 503 and time.monotonic() - started < bound, (sms.status_code, sms.text)
+        assert sms.status_code == 503 and time.monotonic() - started < 2.0, (sms.status_code, sms.text)
 
         started = time.monotonic()
         health = requests.get(web.url + "/healthz", timeout=10)

@@ -9,6 +9,7 @@ from flask_admin.actions import action
 from markupsafe import Markup, escape
 
 from luffy.admin.security import SecureModelView
+from luffy.broker import BrokerUnavailable, publish, quick_connection
 from luffy.extensions import db
 from luffy.models import TaskResult
 
@@ -49,16 +50,18 @@ class TaskResultView(SecureModelView):
 
     @action("retry", "用相同参数重试", "用相同的参数重新执行选中的失败任务？")
     def action_retry(self, ids):
-        celery_app = current_app.extensions["celery"]
         queued, skipped = [], 0
         for row in self._rows(ids):
             if row.state not in RETRYABLE or not row.task_name:
                 skipped += 1
                 continue
-            result = celery_app.send_task(
-                row.task_name, args=json.loads(row.args or "[]"),
-                kwargs=json.loads(row.kwargs or "{}"), queue=row.queue or None,
-            )
+            try:
+                result = publish(row.task_name, json.loads(row.args or "[]"),
+                                 json.loads(row.kwargs or "{}"), queue=row.queue or None)
+            except BrokerUnavailable as error:
+                log.warning("Admin retry of %s[%s] failed: %s", row.task_name, row.task_id, error)
+                flash(f"任务队列不可用，{row.task_name} 未能重试：{error}", "error")
+                break
             queued.append(result.id)
             log.info("Admin retried %s[%s] as %s", row.task_name, row.task_id, result.id)
         if queued:
@@ -76,7 +79,14 @@ class TaskResultView(SecureModelView):
                 continue
             # Workers drop a revoked message when it comes due and kill a running one;
             # the revoke lives in worker memory (persisted with `worker --statedb`).
-            celery_app.control.revoke(row.task_id, terminate=True, signal="SIGTERM")
+            try:
+                with quick_connection() as connection:
+                    celery_app.control.revoke(row.task_id, terminate=True, signal="SIGTERM",
+                                              connection=connection)
+            except Exception as error:  # broker down or hung: say so, never a 500
+                log.warning("Admin revoke of %s[%s] failed: %s", row.task_name, row.task_id, error)
+                flash(f"任务队列不可用，{row.task_id} 未能撤销：{error}", "error")
+                break
             celery_app.backend.mark_as_revoked(row.task_id, "revoked in the admin")
             revoked += 1
             log.info("Admin revoked %s[%s]", row.task_name, row.task_id)

@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from luffy.broker import publish
 from luffy.extensions import db
 from luffy.models.schedule import (
     CrontabSchedule, IntervalSchedule, PeriodicTask, ScheduleVersion, SolarSchedule,
@@ -108,9 +109,8 @@ def run_now(task):
     """
     from luffy.beat.scheduler import entry_options
 
-    celery = current_app.extensions["celery"]
-    result = celery.send_task(task.task, json.loads(task.args or "[]"),
-                              json.loads(task.kwargs or "{}"), **entry_options(task))
+    result = publish(task.task, json.loads(task.args or "[]"), json.loads(task.kwargs or "{}"),
+                     **entry_options(task))
     return result.id
 
 

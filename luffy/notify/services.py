@@ -6,9 +6,9 @@ from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 from flask import current_app
-from kombu.exceptions import OperationalError
 from redis.exceptions import RedisError
 
+from luffy.broker import BrokerUnavailable, publish
 from luffy.redis_store import get_redis
 from luffy.responses import ApiError
 
@@ -35,10 +35,10 @@ MAX_MESSAGE = 5000
 
 
 def _queue(task, *args, **options):
-    """Send ``task``; a broker outage answers 503, never a 500."""
+    """Send ``task``; a broker outage answers 503 within about a second, never a 500."""
     try:
-        return task.apply_async(args, **options).id
-    except OperationalError as error:
+        return publish(task, args, **options).id
+    except BrokerUnavailable as error:
         raise ApiError(503, "任务队列暂时不可用，请稍后再试") from error
 
 
@@ -118,7 +118,16 @@ def queue_sms_code(mobile, client_address):
         redis.set(CODE_KEY.format(mobile), code, ex=config["SMS_CODE_TTL"])
     except RedisError as error:
         raise ApiError(503, "服务暂时不可用，请稍后再试") from error
-    return _queue(send_sms, mobile, code)
+    try:
+        return _queue(send_sms, mobile, code)
+    except ApiError:
+        # Nothing was sent: the user may ask again at once, and this try does not count.
+        try:
+            redis.delete(MOBILE_LIMIT_KEY.format(mobile), CODE_KEY.format(mobile))
+            redis.decr(address_key)
+        except RedisError:
+            pass  # the limits lapse by themselves
+        raise
 
 
 def check_sms_code(mobile, code):
