@@ -319,7 +319,7 @@ def test_buyer_gets_one_text_and_one_mail(app, worker, mailbox):
     assert len(mailbox.messages) == 1
 
 
-def test_reconciliation_repairs_stock_and_alerts_on_a_database_mismatch(app, redis_client):
+def test_reconciliation_repairs_stock_and_alerts_on_a_database_mismatch(app, redis_client, mailbox):
     from luffy.seckill.reconcile import reconcile_sales
 
     course_id, sale_id = add_sale(app, 5)
@@ -330,6 +330,9 @@ def test_reconciliation_repairs_stock_and_alerts_on_a_database_mismatch(app, red
         report = reconcile_sales()
     assert "Redis stock 9 set to 5 (total - buyers)" in report["sales"][0]["repaired"]
     assert report["problems"] == [f"sale {sale_id}: database has 0 orders but total - remaining = 2"]
+    alert = mailbox.wait_for(1)[0]
+    assert alert["Subject"] == "[路飞学城告警] 秒杀对账发现无法修复的差异"
+    assert report["problems"][0] in alert.get_content()
 
 
 def test_reconcile_is_in_the_beat_schedule(app):
@@ -561,7 +564,7 @@ def local(moment, app):
     """``moment`` as the admin form shows it: the site's time zone."""
     from zoneinfo import ZoneInfo
 
-    from luffy.models.sale import as_utc
+    from luffy.models.base import as_utc
 
     return as_utc(moment).astimezone(ZoneInfo(app.config["TIMEZONE"])).strftime("%Y-%m-%d %H:%M:%S")
 

@@ -118,7 +118,7 @@ def reconcile_sales():
     if problems:
         from luffy.alerts import send_alert
 
-        send_alert("[路飞学城] 秒杀对账发现无法修复的差异", "\n".join(problems), "seckill-reconcile")
+        send_alert("秒杀对账发现无法修复的差异", "\n".join(problems), "seckill-reconcile")
         log.error("Flash-sale reconciliation problems: %s", problems)
     return report
 
