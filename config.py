@@ -273,6 +273,8 @@ def web_server_settings():
         "bind": env("WEB_BIND", "127.0.0.1:8000"),
         "workers": env_int("WEB_CONCURRENCY", max(2, cpus)),
         "threads": env_int("WEB_THREADS", 8),
+        # Recycle a worker after about this many requests (0: never); see gunicorn.conf.py.
+        "max_requests": env_int("WEB_MAX_REQUESTS", 100_000),
         # The reverse proxy's address(es): X-Forwarded-Proto is trusted only from there.
         "forwarded_allow_ips": env("FORWARDED_ALLOW_IPS", "127.0.0.1"),
     }

@@ -35,10 +35,12 @@ timeout = 30
 graceful_timeout = 20
 # Behind a load balancer that reuses connections; shorter than its idle timeout (usually 60 s).
 keepalive = 5
-# Recycle a worker after this many requests (jittered so they never restart together): any
-# slow memory growth in a library (PITFALLS 9) is bounded without anyone noticing a restart.
-max_requests = 10000
-max_requests_jitter = 1000
+# Recycle a worker after WEB_MAX_REQUESTS requests, give or take half that at random, so any
+# slow memory growth in a library (PITFALLS 9) stays bounded. High on purpose: a flash sale
+# serves thousands of requests a second, and a low limit (gunicorn examples use 1,000-10,000)
+# would restart every worker every few seconds, all of them within one boot time of each other.
+max_requests = _settings["max_requests"]
+max_requests_jitter = max_requests // 2
 # The workers' heartbeat file on tmpfs: a slow or full disk under /tmp never makes the
 # master think a healthy worker hung.
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None

@@ -476,9 +476,8 @@ class LoggedGunicorn(Gunicorn):
         self.env = {**env, "WEB_BIND": f"127.0.0.1:{self.port}", "WEB_CONCURRENCY": "2", "WEB_THREADS": "8"}
         self.log_path = Path(env["BENCH_TMP"]) / f"gunicorn-{app_path.replace(':', '-')}.log"
         self.process = subprocess.Popen(
-            # --max-requests 0: gunicorn.conf.py recycles workers every ~10k requests, which here
-            # means every few seconds and, with 2 workers recycled together, no worker at all
-            # for a moment; the same flag for every server keeps the comparison fair.
+            # --max-requests 0: no worker recycling (WEB_MAX_REQUESTS) inside a measured run;
+            # the same flag for every server keeps the comparison fair.
             [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "--access-logfile", "/dev/null",
              "--error-logfile", str(self.log_path), "--max-requests", "0", app_path],
             cwd=ROOT, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

@@ -52,6 +52,22 @@ def test_gunicorn_refuses_to_start_without_a_secret_key():
     assert "needs SECRET_KEY" in result.stdout + result.stderr
 
 
+@pytest.mark.parametrize("setting, recycled_after, jitter", [(None, 100_000, 50_000), ("0", 0, 0),
+                                                             ("5000", 5000, 2500)])
+def test_gunicorn_recycles_workers_rarely_and_apart(setting, recycled_after, jitter):
+    # A flash sale serves thousands of requests a second: a low max_requests would restart
+    # every worker every few seconds; the jitter keeps two workers' restarts apart.
+    result = subprocess.run(
+        [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "--print-config", "wsgi:app"],
+        cwd=ROOT, env=environment(WEB_MAX_REQUESTS=setting), capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    printed = {name.strip(): value.strip() for name, _, value in
+               (line.partition("=") for line in result.stdout.splitlines())}
+    assert int(printed["max_requests"]) == recycled_after
+    assert int(printed["max_requests_jitter"]) == jitter
+
+
 @pytest.fixture(scope="module")
 def broken_production_server(app, tmp_path_factory):
     """gunicorn in production whose database file cannot be opened and whose Redis is down."""
