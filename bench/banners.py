@@ -13,7 +13,6 @@ worker until they all serve the new title: the time of the last stale answer mus
 import json
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
 from pathlib import Path

@@ -15,7 +15,6 @@ end with exactly one order per admitted buyer and zero stock is a failed run.
 import argparse
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile

@@ -1,6 +1,5 @@
 """Admin views for banners, courses and users."""
 
-from flask_admin.form import rules
 from wtforms import FileField, PasswordField
 from wtforms.validators import Length, Optional, Regexp, ValidationError
 
