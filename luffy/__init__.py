@@ -40,7 +40,9 @@ def register_extensions(app):
     from luffy import beat
     from luffy.extensions import cache, csrf, db, mail, migrate
     from luffy.home import banners
+    from luffy.sessions import SignedCookieSessions
 
+    app.session_interface = SignedCookieSessions()
     db.init_app(app)
     migrate.init_app(app, db, render_as_batch=True, directory=str(Path(app.root_path).parent / "migrations"))
     cache.init_app(app)

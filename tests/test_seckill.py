@@ -383,6 +383,23 @@ def test_a_token_or_cookie_that_does_not_check_out_is_refused(app, redis_client)
     assert redis_state(redis_client, sale_id)["buyers"] == {}
 
 
+def test_an_ordinary_buy_is_admitted_by_the_gate_before_flask(app, worker, redis_client, monkeypatch):
+    # The gate reads the same signed session and CSRF token Flask would; if it stopped
+    # recognising the app's session backend, every buy would silently take the slow path.
+    course_id, _ = add_sale(app, 3)
+    [user_id] = add_buyers(app, 1, prefix="gate")
+    client = logged_in_client(app, user_id)
+
+    def flask_view_not_reached():
+        raise AssertionError("the buy went past the gate to the Flask view")
+
+    monkeypatch.setitem(app.view_functions, "seckill.buy", flask_view_not_reached)
+    response = buy(client, course_id)
+    assert response.status_code == 200, response.get_json()
+    ticket = response.get_json()["task_id"]
+    assert len(ticket) == 32 and redis_client.hget(services.ticket_key(ticket), "user") == str(user_id).encode()
+
+
 def test_not_logged_in_is_401(app):
     course_id, _ = add_sale(app, 3)
     response = app.test_client().post(BUY, json={"course_id": course_id})

@@ -26,6 +26,7 @@ from werkzeug.http import parse_cookie
 
 from luffy.metrics import count
 from luffy.responses import CODE_FOR_STATUS, SUCCESS, ApiError
+from luffy.sessions import SignedCookieSessions
 
 MAX_BODY = 256
 SOLD_OUT = {"reason": "sold_out"}
@@ -99,7 +100,8 @@ class BuyGate:
         if self._checks is None:
             app, config = self.app, self.app.config
             login_manager = getattr(app, "login_manager", None)
-            usable = (type(app.session_interface) is SecureCookieSessionInterface and bool(app.secret_key)
+            usable = (type(app.session_interface) in (SecureCookieSessionInterface, SignedCookieSessions)
+                      and bool(app.secret_key)
                       and config.get("WTF_CSRF_ENABLED", True) and config.get("WTF_CSRF_CHECK_DEFAULT", True)
                       and getattr(login_manager, "session_protection", None) != "strong")
             self._checks = {
