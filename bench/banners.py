@@ -2,10 +2,11 @@
 
     .venv/bin/python bench/banners.py        (or `make bench`)
 
-Starts a private Redis and a seeded SQLite database, then, one after another under the same
+Starts a private Redis and a seeded SQLite database, then, under the same
 gunicorn command line (gunicorn.conf.py: 2 gthread workers x 8 threads, reuse_port):
 the bare Flask baseline, Luffy's cached banner API, and the same app reading the database on
-every request. Each figure is the median of 3 wrk runs of 5 s (-t2 -c32) after a warm-up.
+every request, all three up at once and measured in turn (a b c a b c ...). Each figure is
+the median of 5 wrk runs of 5 s (-t2 -c32) after a warm-up.
 Then, under load, a banner is edited through the ORM and fresh connections poll every
 worker until they all serve the new title: the time of the last stale answer must be < 1 s.
 """
@@ -19,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import BIN, ROOT, Environment, Gunicorn, measure, require_wrk  # noqa: E402
+from harness import BIN, ROOT, Environment, Gunicorn, measure_interleaved, require_wrk  # noqa: E402
 
 API = "/api/v1/home/banners/"
 TARGET = 0.85
@@ -30,13 +31,19 @@ def fetch_json(url):
         return json.load(response)
 
 
-def serve_and_measure(app_path, path, env):
-    server = Gunicorn(app_path, env)
+def serve_and_measure(apps, env):
+    """{app_path: req/s} for [(app_path, path)], all served at once and measured in turn."""
+    servers = {}
     try:
-        server.wait_ready(path)
-        return measure(server.url + path), server
+        for app_path, path in apps:
+            servers[app_path] = Gunicorn(app_path, env)
+            servers[app_path].wait_ready(path)
+        urls = {app_path: servers[app_path].url + path for app_path, path in apps}
+        figures = measure_interleaved(list(urls.values()))
+        return {app_path: figures[url] for app_path, url in urls.items()}
     finally:
-        server.stop()
+        for server in servers.values():
+            server.stop()
 
 
 def consistency_after_edit(env):
@@ -87,9 +94,10 @@ def main():
             payload = {"code": 100, "msg": "成功", "results": load_banners_from_database()}
         env = {**environment.env, "BENCH_PAYLOAD": json.dumps(payload, ensure_ascii=False)}
 
-        baseline, _ = serve_and_measure("bench.bare_app:app", API, env)
-        cached, _ = serve_and_measure("wsgi:app", API, env)
-        uncached, _ = serve_and_measure("bench.uncached_app:app", "/bench/banners-uncached/", env)
+        figures = serve_and_measure([("bench.bare_app:app", API), ("wsgi:app", API),
+                                     ("bench.uncached_app:app", "/bench/banners-uncached/")], env)
+        baseline, cached = figures["bench.bare_app:app"], figures["wsgi:app"]
+        uncached = figures["bench.uncached_app:app"]
         stale_ms, polls, settled = consistency_after_edit(env)
 
         print(f"baseline_bare_flask: {baseline:.0f} req/s")

@@ -60,14 +60,18 @@ class Environment:
 
 
 class Gunicorn:
-    """``gunicorn -c gunicorn.conf.py <app>`` on a free port, the same command line for every app."""
+    """``gunicorn -c gunicorn.conf.py <app>`` on a free port, the same command line for every app.
+
+    ``--max-requests 0``: no worker is recycled (WEB_MAX_REQUESTS) in the middle of a run.
+    """
 
     def __init__(self, app_path, env, workers=2, threads=8):
         self.port = free_port()
         self.env = {**env, "WEB_BIND": f"127.0.0.1:{self.port}", "WEB_CONCURRENCY": str(workers),
                     "WEB_THREADS": str(threads)}
         self.process = subprocess.Popen(
-            [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "--access-logfile", "/dev/null", app_path],
+            [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "--access-logfile", "/dev/null",
+             "--max-requests", "0", app_path],
             cwd=ROOT, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             start_new_session=True,
         )
@@ -103,6 +107,21 @@ def measure(url, repetitions=3, seconds=5, warmup=2):
     """Median requests/s of ``repetitions`` wrk runs after a warm-up."""
     wrk_requests_per_second(url, warmup)
     return statistics.median(wrk_requests_per_second(url, seconds) for _ in range(repetitions))
+
+
+def measure_interleaved(urls, repetitions=5, seconds=5, warmup=2):
+    """Median requests/s per url, its runs taken in turn with the others' (a b c a b c ...).
+
+    On a shared machine the speed drifts over a minute; taking the servers in turn puts the
+    same drift into every figure, so their ratios hold still where back-to-back blocks swing.
+    """
+    for url in urls:
+        wrk_requests_per_second(url, warmup)
+    runs = {url: [] for url in urls}
+    for _ in range(repetitions):
+        for url in urls:
+            runs[url].append(wrk_requests_per_second(url, seconds))
+    return {url: statistics.median(values) for url, values in runs.items()}
 
 
 def port_is_free(port):
