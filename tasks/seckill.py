@@ -23,7 +23,8 @@ def create_order(self, ticket_id=None):
 
     The buy request sends this task only when no order task is already draining the queue, so
     one message serves a whole burst: the orders are written in batches, one transaction each
-    (luffy/seckill/orders.py). Idempotent: a redelivery or a retry finds the orders written
+    (luffy/seckill/orders.py), and a drainer facing a long backlog sends one more of these so
+    that an idle worker process takes a second drain slot. Idempotent: a redelivery or a retry finds the orders written
     and only marks the tickets bought. ``ticket_id`` (optional) is a ticket that fell off the
     queue, put back first (reconciliation uses that).
     """
@@ -34,8 +35,8 @@ def create_order(self, ticket_id=None):
             orders.requeue(ticket_id)
         outcomes = orders.drain_pending(wait=1.0)
     except orders.DrainBusy:
-        # Another order task is draining and takes our tickets too, unless it died holding
-        # the lock: then look again once the lock has expired.
+        # Every drain slot is taken: those order tasks take our tickets too, unless one died
+        # holding its lock: then look again once the lock has expired.
         if orders.waiting_tickets():
             raise self.retry(countdown=orders.LOCK_SECONDS)
         return None

@@ -129,7 +129,7 @@ def redis_state(redis_client, sale_id):
         "queued": None if queued is None else int(queued),
         "buyers": buyers,
         "pending": redis_client.llen(services.PENDING_KEY),
-        "processing": redis_client.llen(services.PROCESSING_KEY),
+        "processing": sum(redis_client.llen(key) for key in services.PROCESSING_KEYS),
     }
 
 

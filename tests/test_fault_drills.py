@@ -308,7 +308,7 @@ def test_two_workers_one_sigkilled_during_a_sale_the_other_finishes_exact(
         app, redis_client, private_redis, stack, tmp_path):
     from concurrent.futures import ThreadPoolExecutor
 
-    from luffy.seckill.services import PROCESSING_KEY
+    from luffy.seckill.services import PROCESSING_KEYS
 
     broker = private_redis("broker")
     course_id, sale_id = add_sale(app, 30, course_name="演练课程")
@@ -330,7 +330,7 @@ def test_two_workers_one_sigkilled_during_a_sale_the_other_finishes_exact(
 
             # The worker that took the order task is now blocked on the database mid-batch.
             def busy_worker():
-                if not redis_client.llen(PROCESSING_KEY):
+                if not any(redis_client.llen(key) for key in PROCESSING_KEYS):
                     return None
                 return next((w for w in workers if "tasks.seckill.create_order[" in w.output()), None)
 

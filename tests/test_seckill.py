@@ -81,7 +81,7 @@ def order_tasks_finished(app, redis_client):
         )
 
     def finished():
-        return not redis_client.exists(services.LOCK_KEY) and not seckill_messages()
+        return not redis_client.exists(*services.LOCK_KEYS) and not seckill_messages()
 
     wait_until(finished, timeout=30, interval=0.1, message="the order task to finish")
 
@@ -220,7 +220,7 @@ def test_worker_sigkilled_mid_batch_then_restarted_ends_exact(app, worker, redis
                 admitted = {u: r.get_json()["task_id"] for u, r in answers.items() if r.status_code == 200}
                 assert len(admitted) == 10
                 assert all(r.status_code == 409 for r in answers.values() if r.status_code != 200)
-                wait_until(lambda: redis_client.llen(services.PROCESSING_KEY) > 0, timeout=30,
+                wait_until(lambda: redis_state(redis_client, sale_id)["processing"] > 0, timeout=30,
                            message="the order task taking a batch")
                 stop_worker(own, sig=signal.SIGKILL)  # the whole worker, main process included
             assert order_count(app, sale_id) == 0
@@ -240,6 +240,70 @@ def test_worker_sigkilled_mid_batch_then_restarted_ends_exact(app, worker, redis
     assert set(orders) == set(admitted)
     for user_id, ticket in admitted.items():
         assert final_answer(clients[user_id], ticket)[-1] == "1"
+
+
+# -- several drainers ---------------------------------------------------------------------------
+def test_a_long_backlog_is_drained_by_two_worker_processes_at_once(app, worker, redis_client):
+    course_id, sale_id = add_sale(app, 40)
+    user_ids = add_buyers(app, 40)
+    small_batches = {"SECKILL_BATCH_SIZE": "5", "SECKILL_DRAIN_SLOTS": "2"}
+    with SeckillConsumerPaused(app, worker):
+        own = [start_worker(app, "-c", "1", "-Q", "seckill", env=small_batches) for _ in range(2)]
+        try:
+            with DatabaseHold(app, sale_id):
+                with app.app_context():
+                    tickets = {user_id: services.admit(user_id, course_id, "10.0.0.1") for user_id in user_ids}
+
+                # The first order task fans out a second one: both slots hold a batch at once.
+                def both_slots_busy():
+                    return all(redis_client.exists(services.lock_key(slot))
+                               and redis_client.llen(services.processing_key(slot)) for slot in (0, 1))
+
+                wait_until(both_slots_busy, timeout=30, interval=0.05, message="two drainers at once")
+            wait_until(lambda: order_count(app, sale_id) == 40, timeout=90, message="every order")
+        finally:
+            for process in own:
+                stop_worker(process)
+    assert set(assert_consistent(app, redis_client, sale_id, 40)) == set(tickets)
+
+
+def test_a_drainer_adopts_the_batch_a_dead_drainer_left_in_another_slot(app, redis_client):
+    from luffy.seckill import orders
+
+    course_id, sale_id = add_sale(app, 6)
+    user_ids = add_buyers(app, 6)
+    redis_client.set(services.KICK_KEY, "test", ex=60)  # no order task is sent: this test drains
+    with app.app_context():
+        tickets = {user_id: services.admit(user_id, course_id, "10.0.0.2") for user_id in user_ids}
+    # The drainer of slot 3 died mid-batch: four tickets on its list, its lock about to expire.
+    for _ in range(4):
+        redis_client.lmove(services.PENDING_KEY, services.processing_key(3), "RIGHT", "LEFT")
+    redis_client.set(services.lock_key(3), "dead", px=500)
+
+    with app.app_context():
+        outcomes = orders.drain_pending()  # takes slot 0, then adopts slot 3 before it stops
+    assert sorted(o.ticket for o in outcomes if o.code == "1") == sorted(tickets.values())
+    assert redis_client.llen(services.processing_key(3)) == 0
+    assert not redis_client.exists(services.KICK_KEY, *services.LOCK_KEYS)
+    assert set(assert_consistent(app, redis_client, sale_id, 6)) == set(tickets)
+
+
+def test_the_database_sells_no_more_than_it_has_when_redis_admits_too_many(app, redis_client):
+    from luffy.seckill import orders
+
+    course_id, sale_id = add_sale(app, 5)
+    user_ids = add_buyers(app, 4)
+    with app.app_context():  # a hand edit: the database has 2 units, Redis still believes 5
+        db.session.execute(update(Sale).where(Sale.id == sale_id).values(remaining_stock=2))
+        db.session.commit()
+    redis_client.set(services.KICK_KEY, "test", ex=60)  # no order task is sent: this test drains
+    with app.app_context():
+        tickets = [services.admit(user_id, course_id, "10.0.0.3") for user_id in user_ids]
+        outcomes = {o.ticket: o for o in orders.drain_pending()}
+    assert sorted(o.code for o in outcomes.values()) == ["1", "1", "x", "x"]
+    assert {o.msg for o in outcomes.values() if o.code == "x"} == {"已售罄"}
+    assert set(outcomes) == set(tickets)
+    assert order_count(app, sale_id) == 2 and remaining(app, sale_id) == 0
 
 
 # -- Redis loses everything mid-sale ------------------------------------------------------------

@@ -1,12 +1,16 @@
 """Turning admitted buyers into orders, in batches, idempotently (run by the order task).
 
-One drainer at a time holds ``drain:lock``; it moves tickets from ``pending`` to ``processing``
-(marking them running), writes their orders in one transaction, then marks them bought or
-failed and drops them from ``processing`` in one Lua step. A drainer that dies leaves its
-batch on ``processing``: the next one (the redelivered message, a later kick or the
-reconciliation) takes that batch first. Writing an order twice is impossible: a ticket whose
-buyer already has an order in the sale is simply marked bought (UNIQUE(sale_id, user_id) and
-UNIQUE(ticket) hold the line if anything else slips).
+Up to SECKILL_DRAIN_SLOTS drainers run at once, each holding one slot's lock
+(``drain:lock:<slot>``). A drainer moves tickets from ``pending`` to its slot's
+``processing:<slot>`` list (marking them running), writes their orders in one transaction,
+then marks them bought or failed and drops them from its list in one Lua step. While the
+backlog is longer than a batch and a slot is free, a drainer sends one more order task, so
+an idle worker process joins in. A drainer that dies leaves its batch on its slot's list:
+whoever takes a slot takes a left-over batch first (slots with one are taken first), and a
+drainer about to stop adopts any unlocked slot that still holds one. Writing an order twice
+is impossible: a ticket whose buyer already has an order in the sale is simply marked bought
+(UNIQUE(sale_id, user_id) and UNIQUE(ticket) hold the line if anything else slips), and the
+stock UPDATE is guarded, so concurrent drainers never sell what the database does not have.
 """
 
 import logging
@@ -24,7 +28,8 @@ from luffy.models import Order, Sale, User
 from luffy.models.base import utcnow
 from luffy.redis_store import get_redis
 from luffy.seckill.services import (
-    BOUGHT, FAILED, KICK_KEY, LOCK_KEY, PENDING_KEY, PROCESSING_KEY, ticket_key,
+    BOUGHT, FAILED, FANOUT_KEY, KICK_KEY, LOCK_KEYS, MAX_DRAIN_SLOTS, PENDING_KEY, PROCESSING_KEYS,
+    lock_key, processing_key, ticket_key,
 )
 
 log = logging.getLogger(__name__)
@@ -78,12 +83,30 @@ end
 return 1
 """
 
-# Release the lock and clear the kick together, only when nothing is pending: an admission
-# after this sees no kick and sends a new order task. KEYS: pending, kick, lock  ARGV: token
+# Release the lock and clear the kick together, only when nothing is pending and no unlocked
+# slot holds a left-over batch: an admission after this sees no kick and sends a new order
+# task. Returns 1 (stopped), 0 (tickets pending) or -1 - slot (a left-over batch to adopt).
+# KEYS: pending, kick, own lock, then every slot's lock and processing list  ARGV: token
 FINISH_DRAIN = """
 if redis.call('LLEN', KEYS[1]) > 0 then return 0 end
+for i = 4, #KEYS, 2 do
+  if KEYS[i] ~= KEYS[3] and redis.call('EXISTS', KEYS[i]) == 0 and redis.call('LLEN', KEYS[i + 1]) > 0 then
+    return -1 - (i - 4) / 2
+  end
+end
 redis.call('DEL', KEYS[2])
 if redis.call('GET', KEYS[3]) == ARGV[1] then redis.call('DEL', KEYS[3]) end
+return 1
+"""
+
+# One more order task, when the backlog is longer than a batch and a slot is free (at most one
+# request per second). KEYS: pending, fanout, the usable slots' locks  ARGV: batch size
+FAN_OUT = """
+if redis.call('LLEN', KEYS[1]) < tonumber(ARGV[1]) then return 0 end
+local held = 0
+for i = 3, #KEYS do held = held + redis.call('EXISTS', KEYS[i]) end
+if held >= #KEYS - 2 then return 0 end
+if not redis.call('SET', KEYS[2], '1', 'NX', 'PX', 1000) then return 0 end
 return 1
 """
 
@@ -97,11 +120,14 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[
 return 0
 """
 
-# Put a ticket that is waiting but on no list back on ``pending``. KEYS: pending, processing
+# Put a ticket that is waiting but on no list back on ``pending``.
+# KEYS: pending, every processing list
 REQUEUE = """
 local state = redis.call('HGET', 'luffy:seckill:ticket:' .. ARGV[1], 'state')
 if state ~= '2' and state ~= '3' then return 0 end
-if redis.call('LPOS', KEYS[1], ARGV[1]) or redis.call('LPOS', KEYS[2], ARGV[1]) then return 0 end
+for i = 1, #KEYS do
+  if redis.call('LPOS', KEYS[i], ARGV[1]) then return 0 end
+end
 redis.call('HSET', 'luffy:seckill:ticket:' .. ARGV[1], 'state', '2', 'msg', '排队中')
 redis.call('LPUSH', KEYS[1], ARGV[1])
 return 1
@@ -121,26 +147,68 @@ class DrainBusy(Exception):
     """Another order task holds the lock."""
 
 
+def drain_slots():
+    """How many drainers may run at once (SECKILL_DRAIN_SLOTS, within 1..MAX_DRAIN_SLOTS)."""
+    return max(1, min(MAX_DRAIN_SLOTS, int(current_app.config["SECKILL_DRAIN_SLOTS"])))
+
+
 class Drainer:
-    """Holds the drain lock while it turns pending tickets into orders."""
+    """Holds one drain slot's lock while it turns pending tickets into orders."""
 
     def __init__(self):
         self.redis = get_redis()
         self.token = uuid.uuid4().hex
+        self.slot = None
+
+    @property
+    def lock(self):
+        return lock_key(self.slot)
+
+    @property
+    def processing(self):
+        return processing_key(self.slot)
 
     def acquire(self, wait=0.0):
+        """Take a free slot, one holding a left-over batch first; False after ``wait`` s."""
         deadline = time.monotonic() + wait
-        while not self.redis.set(LOCK_KEY, self.token, nx=True, ex=LOCK_SECONDS):
+        while True:
+            pipe = self.redis.pipeline(transaction=False)
+            for key in PROCESSING_KEYS:
+                pipe.llen(key)
+            leftovers = [slot for slot, length in enumerate(pipe.execute()) if length]
+            usable = [slot for slot in range(drain_slots()) if slot not in leftovers]
+            for slot in leftovers + usable:
+                if self.redis.set(lock_key(slot), self.token, nx=True, ex=LOCK_SECONDS):
+                    self.slot = slot
+                    return True
             if time.monotonic() >= deadline:
                 return False
             time.sleep(0.05)
+
+    def acquire_all(self, wait=0.0):
+        """Every slot's lock (reconciliation: no order is being written meanwhile)."""
+        deadline = time.monotonic() + wait
+        held = []
+        for key in LOCK_KEYS:
+            while not self.redis.set(key, self.token, nx=True, ex=LOCK_SECONDS):
+                if time.monotonic() >= deadline:
+                    for taken in held:
+                        self.redis.eval(RELEASE, 1, taken, self.token)
+                    return False
+                time.sleep(0.05)
+            held.append(key)
         return True
 
+    def release_all(self):
+        for key in LOCK_KEYS:
+            self.redis.eval(RELEASE, 1, key, self.token)
+
     def release(self):
-        self.redis.eval(RELEASE, 1, LOCK_KEY, self.token)
+        if self.slot is not None:
+            self.redis.eval(RELEASE, 1, self.lock, self.token)
 
     def renew(self):
-        self.redis.eval(RENEW, 1, LOCK_KEY, self.token, LOCK_SECONDS * 1000)
+        self.redis.eval(RENEW, 1, self.lock, self.token, LOCK_SECONDS * 1000)
 
     def drain(self):
         """Process the left-over batch, then pending tickets until none is left; returns outcomes."""
@@ -150,16 +218,43 @@ class Drainer:
         while True:
             if not batch:
                 batch = [t.decode() for t in self.redis.eval(
-                    TAKE_BATCH, 2, PENDING_KEY, PROCESSING_KEY, batch_size)]
+                    TAKE_BATCH, 2, PENDING_KEY, self.processing, batch_size)]
+                if len(batch) == batch_size:
+                    self.fan_out(batch_size)
             if not batch:
                 batch = self.linger(batch_size)
             if not batch:
-                if self.redis.eval(FINISH_DRAIN, 3, PENDING_KEY, KICK_KEY, LOCK_KEY, self.token):
+                finished = self.redis.eval(FINISH_DRAIN, 3 + 2 * MAX_DRAIN_SLOTS, PENDING_KEY, KICK_KEY,
+                                           self.lock, *interleave(LOCK_KEYS, PROCESSING_KEYS), self.token)
+                if finished == 1:
                     return outcomes
+                if finished < 0:
+                    batch = self.adopt(-1 - finished)
                 continue
-            outcomes.extend(place_orders(batch))
+            outcomes.extend(place_orders(batch, self.processing))
             self.renew()
             batch = []
+
+    def fan_out(self, batch_size):
+        """Send one more order task while the backlog is longer than a batch and a slot is free."""
+        from tasks.seckill import create_order
+
+        usable = [lock_key(slot) for slot in range(drain_slots())]
+        if not self.redis.eval(FAN_OUT, 2 + len(usable), PENDING_KEY, FANOUT_KEY, *usable, batch_size):
+            return
+        try:
+            create_order.delay()
+        except Exception as error:  # this drainer carries on alone
+            log.warning("Could not send another flash-sale order task: %s", error)
+
+    def adopt(self, slot):
+        """Move to ``slot``, whose drainer died holding a batch; returns that batch (or [])."""
+        if not self.redis.set(lock_key(slot), self.token, nx=True, ex=LOCK_SECONDS):
+            return []  # someone else took it
+        self.release()  # our own list is empty: every batch was finished
+        self.slot = slot
+        log.warning("Flash-sale drainer adopted the left-over batch of slot %s.", slot)
+        return self.leftover_batch()
 
 
     def linger(self, batch_size):
@@ -172,18 +267,18 @@ class Drainer:
         deadline = time.monotonic() + LINGER_SECONDS
         while time.monotonic() < deadline:
             time.sleep(LINGER_POLL_SECONDS)
-            batch = [t.decode() for t in self.redis.eval(TAKE_BATCH, 2, PENDING_KEY, PROCESSING_KEY, batch_size)]
+            batch = [t.decode() for t in self.redis.eval(TAKE_BATCH, 2, PENDING_KEY, self.processing, batch_size)]
             if batch:
                 return batch
         return []
 
     def leftover_batch(self):
-        """The batch a dead order task left on ``processing``, minus tickets tried too often.
+        """The batch a dead order task left on this slot's list, minus tickets tried too often.
 
         A batch that kills its worker every time (PITFALLS 4) would otherwise be redelivered
         for ever: after MAX_ATTEMPTS its tickets fail and their units go back.
         """
-        batch = [t.decode() for t in self.redis.lrange(PROCESSING_KEY, 0, -1)]
+        batch = [t.decode() for t in self.redis.lrange(self.processing, 0, -1)]
         if not batch:
             return []
         pipe = self.redis.pipeline(transaction=False)
@@ -193,12 +288,12 @@ class Drainer:
         poisoned = [t for t, n in zip(batch, tries) if n > MAX_ATTEMPTS]
         if poisoned:
             log.error("Giving up on %d flash-sale tickets after %d attempts.", len(poisoned), MAX_ATTEMPTS)
-            finish([Outcome(t, FAILED, "下单失败，名额已退回，请重试") for t in poisoned])
+            finish([Outcome(t, FAILED, "下单失败，名额已退回，请重试") for t in poisoned], self.processing)
         return [t for t in batch if t not in set(poisoned)]
 
 
 def drain_pending(wait=0.0):
-    """Run one drainer; raises DrainBusy when another one holds the lock."""
+    """Run one drainer; raises DrainBusy when every slot is taken."""
     drainer = Drainer()
     if not drainer.acquire(wait):
         raise DrainBusy()
@@ -209,30 +304,37 @@ def drain_pending(wait=0.0):
 
 
 def waiting_tickets():
-    """Tickets on the pending and processing lists."""
-    redis = get_redis()
-    return redis.llen(PENDING_KEY) + redis.llen(PROCESSING_KEY)
+    """Tickets on the pending list and every slot's processing list."""
+    pipe = get_redis().pipeline(transaction=False)
+    for key in (PENDING_KEY, *PROCESSING_KEYS):
+        pipe.llen(key)
+    return sum(pipe.execute())
 
 
 def give_up(reason):
-    """The order task failed for good: fail the batch it held and give the units back."""
+    """The order task failed for good: fail the batch it left (a slot holding a left-over
+    batch is taken first, and the failed task's slot is one) and give the units back."""
     drainer = Drainer()
     if not drainer.acquire(wait=LOCK_SECONDS):
         return
     try:
-        batch = [t.decode() for t in drainer.redis.lrange(PROCESSING_KEY, 0, -1)]
+        batch = [t.decode() for t in drainer.redis.lrange(drainer.processing, 0, -1)]
         log.error("Flash-sale order task gave up on %d tickets: %s", len(batch), reason)
-        finish([Outcome(t, FAILED, "下单失败，名额已退回，请重试") for t in batch])
+        finish([Outcome(t, FAILED, "下单失败，名额已退回，请重试") for t in batch], drainer.processing)
     finally:
         drainer.release()
 
 
 def requeue(ticket):
     """Put a waiting ticket that fell off every list back on ``pending``; True if it did."""
-    return bool(get_redis().eval(REQUEUE, 2, PENDING_KEY, PROCESSING_KEY, ticket))
+    return bool(get_redis().eval(REQUEUE, 1 + MAX_DRAIN_SLOTS, PENDING_KEY, *PROCESSING_KEYS, ticket))
 
 
-def place_orders(tickets):
+def interleave(locks, lists):
+    return [key for pair in zip(locks, lists) for key in pair]
+
+
+def place_orders(tickets, processing):
     """Write the orders of ``tickets`` (one transaction per sale), then finish them in Redis."""
     redis = get_redis()
     pipe = redis.pipeline(transaction=False)
@@ -248,7 +350,7 @@ def place_orders(tickets):
             by_sale.setdefault(int(sale_id), []).append((ticket, int(user_id)))
     for sale_id, entries in by_sale.items():
         outcomes.extend(place_sale_orders(sale_id, entries))
-    finish(outcomes)
+    finish(outcomes, processing)
     bought = [o for o in outcomes if o.code == BOUGHT and o.order_id]
     failed = sum(1 for o in outcomes if o.code != BOUGHT)
     if bought:
@@ -259,13 +361,14 @@ def place_orders(tickets):
     return outcomes
 
 
-def finish(outcomes):
+def finish(outcomes, processing):
+    """Mark ``outcomes`` in Redis and drop their tickets from the ``processing`` list."""
     if not outcomes:
         return
     args = [current_app.config["SECKILL_RESULT_TTL"]]
     for outcome in outcomes:
         args += [outcome.ticket, outcome.code, outcome.msg or ("抢购成功" if outcome.code == BOUGHT else "抢购失败")]
-    get_redis().eval(FINISH, 1, PROCESSING_KEY, *args)
+    get_redis().eval(FINISH, 1, processing, *args)
 
 
 def place_sale_orders(sale_id, entries):
@@ -288,8 +391,10 @@ def write_orders(sale_id, entries):
     """One transaction: the orders of ``entries`` [(ticket, user_id)] in ``sale_id``."""
     session = db.session
     outcomes = []
-    # of=Sale: PostgreSQL refuses FOR UPDATE on the outer join that loads Sale.course.
-    sale = session.scalar(select(Sale).where(Sale.id == sale_id).with_for_update(of=Sale))
+    # No row lock here: concurrent drainers would queue behind it for the whole transaction.
+    # The guarded stock UPDATE below locks the sale row only from there to the commit, and
+    # the UNIQUE constraints catch a buyer written by two drainers at once.
+    sale = session.scalar(select(Sale).where(Sale.id == sale_id))
     user_ids = [user_id for _, user_id in entries]
     existing = dict(session.execute(
         select(Order.user_id, Order.ticket).where(Order.sale_id == sale_id, Order.user_id.in_(user_ids))
@@ -313,14 +418,24 @@ def write_orders(sale_id, entries):
             outcomes.append(Outcome(ticket, "0", "账号不可用"))
         else:
             new.append((ticket, user_id))
-    taken = take_stock(sale_id, len(new)) if new else 0
     rows = [
         {"ticket": ticket, "user_id": user_id, "course_id": sale.course_id, "sale_id": sale_id,
          "price": sale.price, "state": Order.CREATED, "created_at": utcnow()}
-        for ticket, user_id in new[:taken]
+        for ticket, user_id in new
     ]
+    taken = 0
     if rows:
+        # The orders first, the stock last: the sale row is locked from the UPDATE to the
+        # commit only, so drainers in other slots wait on it for as short a time as possible.
         session.execute(insert(Order), rows)
+        if decrement_stock(sale_id, len(rows)):
+            taken = len(rows)
+        else:  # fewer units left than this batch wants (the sale's last ones): take what is left
+            session.rollback()
+            taken = take_stock(sale_id, len(rows))
+            rows = rows[:taken]
+            if rows:
+                session.execute(insert(Order), rows)
     session.commit()
     if rows:
         ids = dict(session.execute(
@@ -343,19 +458,24 @@ def take_stock(sale_id, wanted):
     """
     session = db.session
     while wanted > 0:
-        result = session.execute(
-            update(Sale)
-            .where(Sale.id == sale_id, Sale.remaining_stock >= wanted)
-            .values(remaining_stock=Sale.remaining_stock - wanted)
-            .execution_options(synchronize_session=False)
-        )
-        if result.rowcount == 1:
+        if decrement_stock(sale_id, wanted):
             return wanted
         left = session.scalar(select(Sale.remaining_stock).where(Sale.id == sale_id)) or 0
         wanted = min(wanted, left)
         if left <= 0:
             return 0
     return 0
+
+
+def decrement_stock(sale_id, units):
+    """Take ``units`` from the database stock if that many are left; True when it did."""
+    result = db.session.execute(
+        update(Sale)
+        .where(Sale.id == sale_id, Sale.remaining_stock >= units)
+        .values(remaining_stock=Sale.remaining_stock - units)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1
 
 
 def notify_buyers(outcomes):

@@ -1,7 +1,7 @@
 """Reconciliation of the flash sale: Redis against the database, run by beat.
 
-Per live sale (open, not ended more than half an hour ago), holding the order task's lock so
-no order is written meanwhile, it checks:
+Per live sale (open, not ended more than half an hour ago), holding every drain slot's lock
+so no order is written meanwhile, it checks:
   * database: orders = total - remaining (only a hand edit breaks it: alert, no repair);
   * every buyer Redis holds has an order or a queued ticket; a buyer whose ticket fell off
     the queue is queued again (its ticket still says waiting) or refunded (the ticket is gone);
@@ -20,23 +20,23 @@ from luffy.extensions import db
 from luffy.models import Order
 from luffy.redis_store import get_redis
 from luffy.seckill import services
-from luffy.seckill.orders import Drainer, requeue
+from luffy.seckill.orders import Drainer, requeue, waiting_tickets
 from luffy.seckill.services import (
-    KICK_KEY, PENDING_KEY, PROCESSING_KEY, READY_KEY, SALES_KEY, buyers_key, sale_key,
+    KICK_KEY, PENDING_KEY, PROCESSING_KEYS, READY_KEY, SALES_KEY, buyers_key, sale_key,
 )
 
 log = logging.getLogger(__name__)
 
 LOCK_WAIT_SECONDS = 5
 
-# KEYS: sale, buyers, pending, processing   ARGV: sale id
+# KEYS: sale, buyers, pending, every processing list   ARGV: sale id
 # Returns stock, total, buyers (flat user/ticket list), users with a queued ticket of this sale.
 SNAPSHOT = """
 local s = redis.call('HMGET', KEYS[1], 'stock', 'total')
 local buyers = redis.call('HGETALL', KEYS[2])
 local queued = {}
-for _, list in ipairs({KEYS[3], KEYS[4]}) do
-  for _, t in ipairs(redis.call('LRANGE', list, 0, -1)) do
+for k = 3, #KEYS do
+  for _, t in ipairs(redis.call('LRANGE', KEYS[k], 0, -1)) do
     local info = redis.call('HMGET', 'luffy:seckill:ticket:' .. t, 'sale', 'user')
     if info[1] == ARGV[1] then queued[#queued + 1] = info[2] end
   end
@@ -88,7 +88,7 @@ def reconcile_sales():
     report = {"rebuilt": False, "busy": False, "sales": [], "problems": []}
     redis = get_redis()
     drainer = Drainer()
-    if not drainer.acquire(wait=LOCK_WAIT_SECONDS):
+    if not drainer.acquire_all(wait=LOCK_WAIT_SECONDS):
         report["busy"] = True  # an order task is busy for long; next run
         return report
     try:
@@ -106,8 +106,8 @@ def reconcile_sales():
             services.point_course(pipe, course_id)
         pipe.execute()
     finally:
-        drainer.release()
-    waiting = redis.llen(PENDING_KEY) + redis.llen(PROCESSING_KEY)
+        drainer.release_all()
+    waiting = waiting_tickets()
     if waiting and redis.set(KICK_KEY, "reconcile", nx=True, ex=services.KICK_SECONDS):
         from tasks.seckill import create_order
 
@@ -134,7 +134,8 @@ def check_sale(redis, sale, result_ttl):
             f"{sale.total_stock - sale.remaining_stock}"
         )
     skey, bkey = sale_key(sale.id), buyers_key(sale.id)
-    stock, total, flat, queued = redis.eval(SNAPSHOT, 4, skey, bkey, PENDING_KEY, PROCESSING_KEY, sale.id)
+    stock, total, flat, queued = redis.eval(SNAPSHOT, 3 + len(PROCESSING_KEYS), skey, bkey, PENDING_KEY,
+                                            *PROCESSING_KEYS, sale.id)
     if stock is None:
         pipe = redis.pipeline(transaction=True)
         services.write_sale(pipe, sale, orders)

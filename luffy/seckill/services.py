@@ -18,8 +18,12 @@ read, so the sale state must live on one Redis server, as the Redis broker does 
   sale:<id>              hash: stock, total, start, end (epoch s), state, course, queued
   sale:<id>:buyers       hash: user id -> ticket, every buyer holding a unit of this sale
   ticket:<ticket>        hash: sale, user, state (2 waiting, 3 running, 1 bought, 0 failed), msg
-  pending, processing    lists of tickets waiting for / being turned into orders
-  drain:kick, drain:lock an order task is queued or running / the one running holds the lock
+  pending                list of tickets waiting for an order
+  processing:<slot>      tickets a drainer holding that slot is turning into orders
+  drain:lock:<slot>      held by the order task draining in that slot (SECKILL_DRAIN_SLOTS
+                         of them at once, MAX_DRAIN_SLOTS slots scanned for left-overs)
+  drain:kick             an order task is queued or running: buy requests send no message
+  drain:fanout           a drainer asked for one more order task a moment ago
   rate:<kind>:<who>:<s>  per-second request counters
 """
 
@@ -47,9 +51,23 @@ PREFIX = "luffy:seckill:"
 READY_KEY = PREFIX + "ready"
 SALES_KEY = PREFIX + "sales"
 PENDING_KEY = PREFIX + "pending"
-PROCESSING_KEY = PREFIX + "processing"
 KICK_KEY = PREFIX + "drain:kick"
-LOCK_KEY = PREFIX + "drain:lock"
+FANOUT_KEY = PREFIX + "drain:fanout"
+# Drain slots that may exist; SECKILL_DRAIN_SLOTS of them are used at once. Left-overs are
+# looked for in all of them, so lowering SECKILL_DRAIN_SLOTS never strands a batch.
+MAX_DRAIN_SLOTS = 8
+
+
+def lock_key(slot):
+    return f"{PREFIX}drain:lock:{slot}"
+
+
+def processing_key(slot):
+    return f"{PREFIX}processing:{slot}"
+
+
+LOCK_KEYS = tuple(lock_key(slot) for slot in range(MAX_DRAIN_SLOTS))
+PROCESSING_KEYS = tuple(processing_key(slot) for slot in range(MAX_DRAIN_SLOTS))
 REBUILD_KICK_KEY = PREFIX + "rebuild:kick"
 
 # A kick older than this is presumed lost (its task died): the next admission kicks again.
