@@ -35,7 +35,7 @@ timeout = 30
 graceful_timeout = 20
 # Behind a load balancer that reuses connections; shorter than its idle timeout (usually 60 s).
 keepalive = 5
-# Recycle a worker after WEB_MAX_REQUESTS requests, give or take half that at random, so any
+# Recycle a worker after WEB_MAX_REQUESTS requests plus up to half that at random, so any
 # slow memory growth in a library (PITFALLS 9) stays bounded. High on purpose: a flash sale
 # serves thousands of requests a second, and a low limit (gunicorn examples use 1,000-10,000)
 # would restart every worker every few seconds, all of them within one boot time of each other.

@@ -6,11 +6,13 @@ several seconds when the broker is gone or hangs. Requests that queue a task go 
 raising ``BrokerUnavailable`` for the caller to turn into a 503 or a form message.
 """
 
+import logging
 from contextlib import contextmanager
 
 from flask import current_app
 from kombu.exceptions import OperationalError
 
+log = logging.getLogger(__name__)
 # Two of these (connect, then publish) stay under the 2 s a request may take when the broker is down.
 TIMEOUT_SECONDS = 0.8
 
@@ -41,4 +43,7 @@ def publish(task, args=(), kwargs=None, **options):
                                             retry=False, **options)
             return task.apply_async(args, kwargs, connection=connection, retry=False, **options)
         except broker_errors as error:
+            # Logged with the traceback: kombu counts some plain bugs (a KeyError) as
+            # connection errors, and they must stay visible.
+            log.warning("Publishing %s failed", getattr(task, "name", task), exc_info=True)
             raise BrokerUnavailable(f"{type(error).__name__}: {error}") from error

@@ -42,8 +42,12 @@ class PrivatePostgres:
         self.folder.mkdir(parents=True, exist_ok=True)
         if os.geteuid() == 0:
             shutil.chown(self.folder, "postgres", "postgres")
-        self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres", "--no-sync")
-        self.start()
+        try:
+            self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres", "--no-sync")
+            self.start()
+        except Exception:
+            shutil.rmtree(self.folder, ignore_errors=True)
+            raise
 
     def _run(self, program, *args):
         command = [str(self.bin / program), *args]
@@ -62,8 +66,15 @@ class PrivatePostgres:
     def stop(self):
         self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
 
-    def close(self):
+    def running(self):
         try:
-            self.stop()
+            self._run("pg_ctl", "-D", str(self.data), "status")
+            return True
         except subprocess.CalledProcessError:
-            pass  # already stopped
+            return False
+
+    def close(self):
+        """Stop the server (if it runs) and remove its folder."""
+        if self.running():
+            self.stop()
+        shutil.rmtree(self.folder, ignore_errors=True)

@@ -472,6 +472,35 @@ def test_admin_clocked_task_with_start_time_and_expires(app, admin_client):
     assert 'value="2030-01-02 03:04:05"' in form and "站点时区 Asia/Shanghai" in form
 
 
+def test_admin_times_across_daylight_saving_changes(app, admin_client, monkeypatch):
+    from luffy.models import ClockedSchedule
+
+    monkeypatch.setitem(app.config, "TIMEZONE", "America/New_York")
+    # 02:30 on 10 March 2030 never happens in New York (clocks jump from 02:00 to 03:00).
+    page = admin_post(admin_client, "/admin/clockedschedule/new/", {"clocked_time": "2030-03-10 02:30:00"})
+    assert "不存在" in page.get_data(as_text=True)
+    with app.app_context():
+        assert db.session.scalar(select(db.func.count()).select_from(ClockedSchedule)) == 0
+
+    # 01:30 on 3 November 2030 happens twice; the second one (EST) is 06:30 UTC. Saving the
+    # edit form unchanged keeps that moment instead of moving it to the first 01:30 (EDT).
+    second_half_thirty = datetime(2030, 11, 3, 6, 30, tzinfo=UTC)
+    with app.app_context():
+        row = ClockedSchedule(clocked_time=second_half_thirty)
+        db.session.add(row)
+        db.session.commit()
+        row_id = row.id
+    url = f"/admin/clockedschedule/edit/?id={row_id}"
+    assert 'value="2030-11-03 01:30:00"' in admin_client.get(url).get_data(as_text=True)
+    assert admin_post(admin_client, url, {"clocked_time": "2030-11-03 01:30:00"}).status_code == 302
+    with app.app_context():
+        assert as_utc(db.session.get(ClockedSchedule, row_id).clocked_time) == second_half_thirty
+    # Typed anew, the repeated hour means its first occurrence (EDT, 05:30 UTC).
+    assert admin_post(admin_client, url, {"clocked_time": "2030-11-03 01:45:00"}).status_code == 302
+    with app.app_context():
+        assert as_utc(db.session.get(ClockedSchedule, row_id).clocked_time) == datetime(2030, 11, 3, 5, 45, tzinfo=UTC)
+
+
 # -- an idle tick costs the same with 5 rows or 500 ----------------------------------------
 @pytest.mark.parametrize("rows", [5, 500])
 def test_an_idle_tick_reads_one_row_whatever_the_number_of_rows(app, scheduler, rows):

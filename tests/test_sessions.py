@@ -17,10 +17,19 @@ def test_the_app_uses_it_and_logs_in(app, users):
     assert "buyer" in page  # the session carried the login to the next request
 
 
-def test_a_request_without_a_cookie_sets_none(app):
-    response = app.test_client().get("/api/v1/home/banners/")
-    assert response.status_code == 200
-    assert "Set-Cookie" not in response.headers
+def test_requests_build_no_serializer_once_one_exists(app, users, monkeypatch):
+    from flask.sessions import SecureCookieSessionInterface
+
+    client = login(app.test_client(), "buyer", "buyer-password")
+    app.test_client().get("/api/v1/home/banners/")
+    built = []
+    build = SecureCookieSessionInterface.get_signing_serializer
+    monkeypatch.setattr(SecureCookieSessionInterface, "get_signing_serializer",
+                        lambda self, app: built.append(1) or build(self, app))
+    for _ in range(3):
+        assert app.test_client().get("/api/v1/home/banners/").status_code == 200  # no cookie
+        assert "buyer" in client.get("/").get_data(as_text=True)  # a signed cookie read back
+    assert built == []
 
 
 def test_the_serializer_is_reused_and_follows_a_key_rotation(app, users, monkeypatch):

@@ -16,6 +16,7 @@ from luffy.admin.security import SecureModelView
 from luffy.admin.times import show
 from luffy.beat.schedules import ScheduleError, validate_crontab_fields, zone_names
 from luffy.beat.services import describe_crontab, next_run_of, run_now
+from luffy.broker import BrokerUnavailable
 from luffy.extensions import db
 from luffy.models.schedule import INTERVAL_PERIODS, SOLAR_EVENTS, PeriodicTask
 
@@ -168,9 +169,10 @@ class PeriodicTaskView(SecureModelView):
         for row in rows:
             try:
                 sent.append(f"{row.name} → {run_now(row)}")
-            except Exception as error:  # broker down: tell the admin, never a 500
+            except BrokerUnavailable as error:  # tell the admin, never a 500; the rest would fail too
                 log.warning("run now of %s failed: %s", row.name, error)
-                flash(f"{row.name} 发送失败：{error}", "error")
+                flash(f"{row.name} 发送失败（任务队列不可用）：{error}", "error")
+                break
         if sent:
             flash("已发送：" + "；".join(sent), "success")
 

@@ -10,10 +10,12 @@ from flask_admin.model import typefmt
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from werkzeug.exceptions import Forbidden
+from sqlalchemy import inspect
 from wtforms import DateTimeField
+from wtforms.validators import ValidationError
 
 from luffy.admin.times import (
-    LocalTimeFilterConverter, datetime_formatter, describe_zone, from_local, to_local,
+    LocalTimeFilterConverter, NoSuchLocalTime, datetime_formatter, describe_zone, from_local, to_local,
 )
 
 
@@ -98,7 +100,18 @@ class SecureModelView(ModelView):
 
     def on_model_change(self, form, model, is_created):
         for field in self._time_fields(form):
-            setattr(model, field.name, from_local(getattr(model, field.name)))
+            typed = getattr(model, field.name)
+            history = inspect(model).attrs[field.name].history
+            before = history.deleted[0] if history.deleted else None
+            if typed is not None and before is not None and to_local(before) == typed:
+                # Unchanged: keep the stored moment (in the hour repeated in autumn, the typed
+                # wall-clock time alone cannot say which of the two it was).
+                setattr(model, field.name, before)
+                continue
+            try:
+                setattr(model, field.name, from_local(typed))
+            except NoSuchLocalTime as error:
+                raise ValidationError(f"{field.label.text}：{error}") from error
         super().on_model_change(form, model, is_created)
 
     def handle_action(self, return_view=None):

@@ -20,11 +20,23 @@ def to_local(moment):
     return None if moment is None else as_utc(moment).astimezone(site_zone()).replace(tzinfo=None)
 
 
+class NoSuchLocalTime(ValueError):
+    """A wall-clock time skipped when the clocks went forward (02:30 on a spring-forward day)."""
+
+
 def from_local(moment):
-    """A naive site-local time typed into a form or a filter, as aware UTC."""
+    """A naive site-local time typed into a form or a filter, as aware UTC.
+
+    A time the clocks skipped raises NoSuchLocalTime; a time they went through twice (the
+    hour repeated in autumn) is its first occurrence.
+    """
     if moment is None or moment.tzinfo is not None:
         return moment
-    return moment.replace(tzinfo=site_zone()).astimezone(timezone.utc)
+    zone = site_zone()
+    aware = moment.replace(tzinfo=zone)
+    if aware.astimezone(timezone.utc).astimezone(zone).replace(tzinfo=None) != moment:
+        raise NoSuchLocalTime(f"{moment:{FORMAT}} 在时区 {zone.key} 中不存在（夏令时切换时跳过的时间）")
+    return aware.astimezone(timezone.utc)
 
 
 def show(moment):
@@ -48,6 +60,15 @@ def datetime_formatter(view, value, name):
 
 class LocalTimeFilter:
     """A date-time filter whose typed value is site-local time (the lists show that time)."""
+
+    def validate(self, value):
+        if not super().validate(value):
+            return False
+        try:
+            self.clean(value)
+        except ValueError:  # a skipped wall-clock time, or not a time at all
+            return False
+        return True
 
     def clean(self, value):
         cleaned = super().clean(value)

@@ -5,6 +5,7 @@ from flask.cli import AppGroup
 from sqlalchemy import select
 
 from luffy.beat.services import beat_status, next_run_of, run_now
+from luffy.broker import BrokerUnavailable
 from luffy.extensions import db
 from luffy.models.schedule import PeriodicTask
 
@@ -54,4 +55,7 @@ def disable(name):
 @click.argument("name")
 def run(name):
     """Send a periodic task's task now, without touching its schedule."""
-    click.echo(f"{name} sent as {run_now(_task(name))}")
+    try:
+        click.echo(f"{name} sent as {run_now(_task(name))}")
+    except BrokerUnavailable as error:
+        raise click.ClickException(f"the broker is unavailable, {name} was not sent: {error}") from error

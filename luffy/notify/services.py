@@ -121,9 +121,10 @@ def queue_sms_code(mobile, client_address):
     try:
         return _queue(send_sms, mobile, code)
     except ApiError:
-        # Nothing was sent: the user may ask again at once, and this try does not count.
+        # The user may ask again at once and this try does not count. The code stays: a broker
+        # that timed out may still deliver the message, and then its code must work.
         try:
-            redis.delete(MOBILE_LIMIT_KEY.format(mobile), CODE_KEY.format(mobile))
+            redis.delete(MOBILE_LIMIT_KEY.format(mobile))
             redis.decr(address_key)
         except RedisError:
             pass  # the limits lapse by themselves

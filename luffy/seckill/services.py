@@ -312,8 +312,8 @@ def request_rebuild():
 
     try:
         if get_redis().set(REBUILD_KICK_KEY, "1", nx=True, ex=KICK_SECONDS):
-            reconcile.apply_async(retry=False)
-    except Exception as error:
+            publish(reconcile)
+    except (RedisError, BrokerUnavailable) as error:  # beat's next reconciliation does it anyway
         log.warning("Could not request a flash-sale rebuild: %s", error)
 
 
