@@ -256,7 +256,6 @@ class Drainer:
         log.warning("Flash-sale drainer adopted the left-over batch of slot %s.", slot)
         return self.leftover_batch()
 
-
     def linger(self, batch_size):
         """Wait a little for more tickets before giving up the kick.
 
