@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from flask import g, session
 from flask_wtf.csrf import generate_csrf
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, text
 from werkzeug.serving import make_server
 
 from luffy.extensions import db
@@ -143,3 +143,28 @@ def assert_consistent(app, redis_client, sale_id, total):
     assert state["buyers"] == {user_id: ticket for user_id, ticket in orders.items()}
     assert state["queued"] == 0 and state["pending"] == 0 and state["processing"] == 0, state
     return orders
+
+
+class DatabaseHold:
+    """Holds a write lock on a sale's row (SQLite: the database) so order tasks block mid-batch."""
+
+    def __init__(self, app, sale_id):
+        self.app, self.sale_id = app, sale_id
+        self.connection = None
+
+    def __enter__(self):
+        with self.app.app_context():
+            self.connection = db.engine.connect()
+        self.connection.execute(
+            text("UPDATE sales SET remaining_stock = remaining_stock WHERE id = :id"), {"id": self.sale_id}
+        )
+        return self
+
+    def release(self):
+        if self.connection is not None:
+            self.connection.rollback()
+            self.connection.close()
+            self.connection = None
+
+    def __exit__(self, *exc):
+        self.release()

@@ -6,30 +6,17 @@ failure a screenshot of the page is written to var/screenshots/<test>.png.
 """
 
 import contextlib
-import os
 import re
-from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, make_user, start_worker, stop_worker
+from browser_helpers import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS, playwright_or_skip
+from conftest import make_user, start_worker, stop_worker
 from live_servers import environment, start_celery, start_gunicorn, wait_until
 from local_redis import free_port
 
-CHROMIUM = Path(os.environ.get("LUFFY_TEST_CHROMIUM", "/usr/bin/chromium"))
-if not CHROMIUM.exists():
-    pytest.skip(f"browser tests skipped: no Chromium at {CHROMIUM} (apt-get install chromium)",
-                allow_module_level=True)
-sync_api = pytest.importorskip(
-    "playwright.sync_api", reason="browser tests skipped: playwright not installed (requirements-dev.txt)"
-)
+sync_api = playwright_or_skip()
 expect = sync_api.expect
-
-# As the machine's notes prescribe: no sandbox as root, and no background connections that a
-# closed network would refuse.
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-SCREENSHOTS = ROOT / "var" / "screenshots"
 
 
 @pytest.fixture(scope="module")

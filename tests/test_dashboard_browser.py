@@ -1,28 +1,17 @@
 """The dashboard in a real browser (Debian's Chromium through Playwright): it refreshes by itself.
 
-Skipped, saying why, where Chromium or Playwright is missing (see tests/test_browser.py).
+Skipped, saying why, where Chromium or Playwright is missing (tests/browser_helpers.py).
 """
-
-import os
-from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, start_worker, stop_worker
+from browser_helpers import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS, playwright_or_skip
+from conftest import start_worker, stop_worker
 from live_servers import environment, start_gunicorn
 from local_redis import free_port
 
-CHROMIUM = Path(os.environ.get("LUFFY_TEST_CHROMIUM", "/usr/bin/chromium"))
-if not CHROMIUM.exists():
-    pytest.skip(f"browser tests skipped: no Chromium at {CHROMIUM} (apt-get install chromium)",
-                allow_module_level=True)
-sync_api = pytest.importorskip(
-    "playwright.sync_api", reason="browser tests skipped: playwright not installed (requirements-dev.txt)"
-)
+sync_api = playwright_or_skip()
 expect = sync_api.expect
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-SCREENSHOTS = ROOT / "var" / "screenshots"
 
 
 @pytest.fixture(scope="module")

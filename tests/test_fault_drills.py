@@ -18,7 +18,9 @@ import requests
 
 from live_servers import BIN, LiveProcess, environment, start_gunicorn, wait_until
 from local_redis import free_port, start_redis
-from seckill_helpers import add_buyers, add_sale, assert_consistent, order_count, session_for
+from seckill_helpers import (
+    DatabaseHold, add_buyers, add_sale, assert_consistent, order_count, session_for,
+)
 
 BUY = "/api/v1/user/seckill/seckill/"
 RESULT = "/api/v1/user/seckill/get_result/"
@@ -274,34 +276,6 @@ def test_broker_down_requests_needing_it_503_in_time_others_keep_working(
     wait_until(lambda: requests.get(web.url + "/healthz", timeout=10).status_code == 200, timeout=15,
                message="/healthz to recover")
     assert order_count(app, sale_id) == 2
-
-
-class DatabaseHold:
-    """Holds a write lock on a sale's row (SQLite: the database) so order tasks block mid-batch."""
-
-    def __init__(self, app, sale_id):
-        self.app, self.sale_id = app, sale_id
-
-    def __enter__(self):
-        from sqlalchemy import text
-
-        from luffy.extensions import db
-
-        with self.app.app_context():
-            self.connection = db.engine.connect()
-        self.connection.execute(
-            text("UPDATE sales SET remaining_stock = remaining_stock WHERE id = :id"), {"id": self.sale_id}
-        )
-        return self
-
-    def release(self):
-        if self.connection is not None:
-            self.connection.rollback()
-            self.connection.close()
-            self.connection = None
-
-    def __exit__(self, *exc):
-        self.release()
 
 
 def test_two_workers_one_sigkilled_during_a_sale_the_other_finishes_exact(

@@ -10,7 +10,7 @@ from datetime import timedelta
 import pytest
 import redis
 import requests
-from sqlalchemy import func, select, text, update
+from sqlalchemy import func, select, update
 
 from conftest import start_worker, stop_worker
 from luffy.extensions import db
@@ -18,7 +18,7 @@ from luffy.models import Course, Order, Sale
 from luffy.models.base import utcnow
 from luffy.seckill import services
 from seckill_helpers import (
-    BUY, RESULT, LiveServer, add_buyers, add_sale, assert_consistent, buy, logged_in_client,
+    BUY, RESULT, DatabaseHold, LiveServer, add_buyers, add_sale, assert_consistent, buy, logged_in_client,
     order_count, orders_of, redis_state, remaining, result, session_for, wait_until,
 )
 
@@ -42,29 +42,10 @@ def final_answer(client, ticket, timeout=60):
     raise AssertionError(f"no final answer for {ticket}: {seen}")
 
 
-class DatabaseHold:
-    """Holds a write lock on a sale's row (SQLite: the database) so order tasks block mid-batch."""
-
-    def __init__(self, app, sale_id):
-        self.app, self.sale_id = app, sale_id
-
-    def __enter__(self):
-        with self.app.app_context():
-            self.connection = db.engine.connect()
-        self.connection.execute(
-            text("UPDATE sales SET remaining_stock = remaining_stock WHERE id = :id"), {"id": self.sale_id}
-        )
-        return self
-
-    def __exit__(self, *exc):
-        self.connection.rollback()
-        self.connection.close()
-
-
 @pytest.fixture(autouse=True)
 def order_tasks_finished(app, redis_client):
     """After each test, wait for any order task to finish (it lingers for more buyers while it
-    holds the drain lock), so the next test starts with no order task running."""
+    holds a drain slot), so the next test starts with no order task running."""
     yield
     broker = app.extensions["celery"].conf.broker_url
     queue = redis.Redis.from_url(broker) if broker.startswith("redis://") else None
