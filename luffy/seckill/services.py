@@ -42,7 +42,7 @@ from luffy.extensions import db
 from luffy.metrics import count
 from luffy.models import Course, Order, Sale
 from luffy.models.base import as_utc, utcnow
-from luffy.redis_store import get_redis
+from luffy.redis_store import DirectScript, get_redis
 from luffy.responses import ApiError
 
 log = logging.getLogger(__name__)
@@ -167,12 +167,15 @@ return {'ok', t[1], t[2], t[3] or '', t[4]}
 
 
 class Scripts:
-    """The Lua scripts registered on one app's Redis client (EVALSHA, reloaded after a restart)."""
+    """The Lua scripts of one app's Redis client (EVALSHA, reloaded after a restart).
+
+    The two run on every buy and every poll use connections of their own (DirectScript).
+    """
 
     def __init__(self, redis):
-        self.admit = redis.register_script(ADMIT)
+        self.admit = DirectScript(redis, ADMIT)
         self.withdraw = redis.register_script(WITHDRAW)
-        self.read_ticket = redis.register_script(READ_TICKET)
+        self.read_ticket = DirectScript(redis, READ_TICKET)
 
 
 class SoldOutMemory:
