@@ -17,9 +17,10 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from flask import current_app
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from luffy.extensions import db
@@ -46,14 +47,23 @@ GATHER_SECONDS = 0.05
 # Times a ticket may be found on a dead order task's batch before it fails.
 MAX_ATTEMPTS = 3
 
-# KEYS: pending, processing   ARGV: batch size
+# Returns ticket, sale, user, state for each ticket taken ('' where its record is gone); a
+# waiting ticket is marked running. KEYS: pending, processing   ARGV: batch size
 TAKE_BATCH = """
 local taken = {}
 for i = 1, tonumber(ARGV[1]) do
   local t = redis.call('RPOPLPUSH', KEYS[1], KEYS[2])
   if not t then break end
-  redis.call('HSET', 'luffy:seckill:ticket:' .. t, 'state', '3', 'msg', '正在下单')
+  local tk = 'luffy:seckill:ticket:' .. t
+  local info = redis.call('HMGET', tk, 'sale', 'user', 'state')
+  if info[3] == '2' then
+    redis.call('HSET', tk, 'state', '3', 'msg', '正在下单')
+    info[3] = '3'
+  end
   taken[#taken + 1] = t
+  taken[#taken + 1] = info[1] or ''
+  taken[#taken + 1] = info[2] or ''
+  taken[#taken + 1] = info[3] or ''
 end
 return taken
 """
@@ -139,12 +149,44 @@ return 1
 """
 
 
+class Entry(NamedTuple):
+    """A ticket taken for writing, with what its Redis record says (None: the record is gone)."""
+
+    ticket: str
+    sale_id: int | None
+    user_id: int | None
+    state: str | None
+
+
+def entries_from(flat):
+    """Entries from TAKE_BATCH's flat reply [ticket, sale, user, state, ...]."""
+    entries = []
+    for i in range(0, len(flat), 4):
+        ticket, sale_id, user_id, state = (value.decode() for value in flat[i:i + 4])
+        entries.append(Entry(ticket, int(sale_id) if sale_id else None, int(user_id) if user_id else None,
+                             state or None))
+    return entries
+
+
+def ticket_entries(tickets):
+    """Entries for tickets read off a list (a left-over batch): one pipelined read."""
+    pipe = get_redis().pipeline(transaction=False)
+    for ticket in tickets:
+        pipe.hmget(ticket_key(ticket), "sale", "user", "state")
+    return [
+        Entry(ticket, int(sale_id) if sale_id else None, int(user_id) if user_id else None,
+              state.decode() if state else None)
+        for ticket, (sale_id, user_id, state) in zip(tickets, pipe.execute())
+    ]
+
+
 @dataclass
 class Outcome:
     ticket: str
     code: str  # "1" bought, "0" failed (unit back), "x" failed (no unit to give back)
     msg: str
-    order_id: int | None = None
+    written: bool = False  # a new order (not a redelivery of one written before)
+    order_id: int | None = None  # read for new orders whose buyer can be told only
     contact: bool = False  # the buyer has a mobile or an e-mail address
 
 
@@ -243,8 +285,8 @@ class Drainer:
             batch = []
 
     def take(self, count):
-        """Move up to ``count`` pending tickets onto this slot's list (marked running)."""
-        return [t.decode() for t in self.redis.eval(TAKE_BATCH, 2, PENDING_KEY, self.processing, count)]
+        """Move up to ``count`` pending tickets onto this slot's list (marked running): Entries."""
+        return entries_from(self.redis.eval(TAKE_BATCH, 2, PENDING_KEY, self.processing, count))
 
     def fan_out(self, batch_size):
         """Send one more order task while the backlog is longer than a batch and a slot is free."""
@@ -299,7 +341,7 @@ class Drainer:
         if poisoned:
             log.error("Giving up on %d flash-sale tickets after %d attempts.", len(poisoned), MAX_ATTEMPTS)
             finish([Outcome(t, FAILED, "下单失败，名额已退回，请重试") for t in poisoned], self.processing)
-        return [t for t in batch if t not in set(poisoned)]
+        return ticket_entries([t for t in batch if t not in set(poisoned)])
 
 
 def drain_pending(wait=0.0):
@@ -344,24 +386,20 @@ def interleave(locks, lists):
     return [key for pair in zip(locks, lists) for key in pair]
 
 
-def place_orders(tickets, processing):
-    """Write the orders of ``tickets`` (one transaction per sale), then finish them in Redis."""
-    redis = get_redis()
-    pipe = redis.pipeline(transaction=False)
-    for ticket in tickets:
-        pipe.hmget(ticket_key(ticket), "sale", "user", "state")
+def place_orders(entries, processing):
+    """Write the orders of ``entries`` (one transaction per sale), then finish them in Redis."""
     outcomes, by_sale = [], {}
-    for ticket, (sale_id, user_id, state) in zip(tickets, pipe.execute()):
-        if sale_id is None:
+    for ticket, sale_id, user_id, state in entries:
+        if sale_id is None or user_id is None:
             outcomes.append(Outcome(ticket, FAILED, "抢购记录已丢失"))  # Redis lost it
-        elif state in (b"0", b"1"):
-            outcomes.append(Outcome(ticket, state.decode(), ""))  # already finished
+        elif state in (BOUGHT, FAILED):
+            outcomes.append(Outcome(ticket, state, ""))  # already finished
         else:
-            by_sale.setdefault(int(sale_id), []).append((ticket, int(user_id)))
+            by_sale.setdefault(sale_id, []).append((ticket, user_id))
     for sale_id, entries in by_sale.items():
         outcomes.extend(place_sale_orders(sale_id, entries))
     finish(outcomes, processing)
-    bought = [o for o in outcomes if o.code == BOUGHT and o.order_id]
+    bought = [o for o in outcomes if o.written]
     failed = sum(1 for o in outcomes if o.code != BOUGHT)
     if bought:
         count("seckill_orders", {"state": "bought"}, len(bought))
@@ -397,6 +435,14 @@ def place_sale_orders(sale_id, entries):
         return outcomes
 
 
+# Expanding parameters: a batch's hundred ids are bound, not compiled into the statement.
+EXISTING_ORDERS = select(Order.user_id, Order.ticket).where(
+    Order.sale_id == bindparam("sale_id"), Order.user_id.in_(bindparam("user_ids", expanding=True)))
+BUYERS = select(User.id, User.mobile, User.email).where(
+    User.id.in_(bindparam("user_ids", expanding=True)), User.is_active.is_(True))
+INSERT_ORDERS = insert(Order.__table__)  # Core executemany: the rows are complete dicts
+
+
 def write_orders(sale_id, entries):
     """One transaction: the orders of ``entries`` [(ticket, user_id)] in ``sale_id``."""
     session = db.session
@@ -405,16 +451,9 @@ def write_orders(sale_id, entries):
     # The guarded stock UPDATE below locks the sale row only from there to the commit, and
     # the UNIQUE constraints catch a buyer written by two drainers at once.
     sale = session.scalar(select(Sale).where(Sale.id == sale_id))
-    user_ids = [user_id for _, user_id in entries]
-    existing = dict(session.execute(
-        select(Order.user_id, Order.ticket).where(Order.sale_id == sale_id, Order.user_id.in_(user_ids))
-    ).all())
-    contacts = {
-        user_id: bool(mobile or email)
-        for user_id, mobile, email in session.execute(
-            select(User.id, User.mobile, User.email).where(User.id.in_(user_ids), User.is_active.is_(True))
-        )
-    }
+    user_ids = {"user_ids": [user_id for _, user_id in entries]}
+    existing = dict(session.execute(EXISTING_ORDERS, {"sale_id": sale_id, **user_ids}).all())
+    contacts = {user_id: bool(mobile or email) for user_id, mobile, email in session.execute(BUYERS, user_ids)}
     new = []
     for ticket, user_id in entries:
         if user_id in existing:
@@ -428,16 +467,17 @@ def write_orders(sale_id, entries):
             outcomes.append(Outcome(ticket, "0", "账号不可用"))
         else:
             new.append((ticket, user_id))
+    now = utcnow()
     rows = [
         {"ticket": ticket, "user_id": user_id, "course_id": sale.course_id, "sale_id": sale_id,
-         "price": sale.price, "state": Order.CREATED, "created_at": utcnow()}
+         "price": sale.price, "state": Order.CREATED, "created_at": now}
         for ticket, user_id in new
     ]
     taken = 0
     if rows:
         # The orders first, the stock last: the sale row is locked from the UPDATE to the
         # commit only, so drainers in other slots wait on it for as short a time as possible.
-        session.execute(insert(Order), rows)
+        session.execute(INSERT_ORDERS, rows)
         if decrement_stock(sale_id, len(rows)):
             taken = len(rows)
         else:  # fewer units left than this batch wants (the sale's last ones): take what is left
@@ -445,16 +485,14 @@ def write_orders(sale_id, entries):
             taken = take_stock(sale_id, len(rows))
             rows = rows[:taken]
             if rows:
-                session.execute(insert(Order), rows)
+                session.execute(INSERT_ORDERS, rows)
     session.commit()
-    if rows:
-        ids = dict(session.execute(
-            select(Order.ticket, Order.id).where(Order.ticket.in_([r["ticket"] for r in rows]))
-        ).all())
-        outcomes += [
-            Outcome(r["ticket"], BOUGHT, "抢购成功", ids.get(r["ticket"]), contacts[r["user_id"]])
-            for r in rows
-        ]
+    # Order ids are only needed for the notices: read them for buyers who can be told.
+    notified = [r["ticket"] for r in rows if contacts[r["user_id"]]]
+    ids = dict(session.execute(select(Order.ticket, Order.id).where(Order.ticket.in_(notified))).all()) if notified else {}
+    outcomes += [
+        Outcome(r["ticket"], BOUGHT, "抢购成功", True, ids.get(r["ticket"]), contacts[r["user_id"]]) for r in rows
+    ]
     outcomes += [Outcome(ticket, "x", "已售罄") for ticket, _ in new[taken:]]
     return outcomes
 
@@ -493,7 +531,7 @@ def notify_buyers(outcomes):
     from tasks.seckill import notify_buyer
 
     for outcome in outcomes:
-        if not outcome.contact:
+        if not (outcome.contact and outcome.order_id):
             continue
         try:
             notify_buyer.apply_async((outcome.order_id,), queue="notify")
