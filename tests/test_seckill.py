@@ -10,6 +10,7 @@ from datetime import timedelta
 import pytest
 import redis
 import requests
+from itsdangerous import URLSafeTimedSerializer
 from sqlalchemy import func, select, update
 
 from conftest import start_worker, stop_worker
@@ -443,6 +444,40 @@ def test_an_ordinary_buy_is_admitted_by_the_gate_before_flask(app, worker, redis
     assert response.status_code == 200, response.get_json()
     ticket = response.get_json()["task_id"]
     assert len(ticket) == 32 and redis_client.hget(services.ticket_key(ticket), "user") == str(user_id).encode()
+
+
+def test_the_gate_follows_a_secret_key_rotation(app, worker, redis_client, monkeypatch):
+    # The gate derives its keys once per secret key: a rotation must take effect at once; a
+    # session signed with the old key still counts while that key is in SECRET_KEY_FALLBACKS
+    # (Flask's rule), and CSRF tokens must be signed with the current key (Flask-WTF's rule).
+    course_id, sale_id = add_sale(app, 5)
+    old_user, new_user = add_buyers(app, 2, prefix="rotation")
+    old_cookie, old_token = session_for(app, old_user)
+    old_key = app.config["SECRET_KEY"]
+
+    def flask_view_not_reached():
+        raise AssertionError("the buy went past the gate to the Flask view")
+
+    def post(cookie, token):
+        client = app.test_client()
+        client.set_cookie(app.config["SESSION_COOKIE_NAME"], cookie)
+        return client.post(BUY, json={"course_id": course_id}, headers={"X-CSRFToken": token})
+
+    monkeypatch.setitem(app.config, "SECRET_KEY", "a-rotated-secret-key-for-the-gate-test")
+    monkeypatch.setitem(app.config, "SECRET_KEY_FALLBACKS", [old_key])
+    raw = app.session_interface.get_signing_serializer(app).loads(old_cookie)["csrf_token"]
+    fresh_token = URLSafeTimedSerializer(app.config["SECRET_KEY"], salt="wtf-csrf-token").dumps(raw)
+    assert post(old_cookie, old_token).status_code == 400  # a token signed with the old key
+    with monkeypatch.context() as inner:
+        inner.setitem(app.view_functions, "seckill.buy", flask_view_not_reached)
+        assert post(old_cookie, fresh_token).status_code == 200  # the session's fallback key
+        assert buy(logged_in_client(app, new_user), course_id).status_code == 200  # the new key
+    assert set(redis_state(redis_client, sale_id)["buyers"]) == {old_user, new_user}
+
+    monkeypatch.setitem(app.config, "SECRET_KEY_FALLBACKS", [])
+    redis_client.hdel(services.buyers_key(sale_id), old_user)  # so only the session can refuse
+    assert post(old_cookie, fresh_token).status_code == 401  # the old key is gone: not logged in
+    assert set(redis_state(redis_client, sale_id)["buyers"]) == {new_user}
 
 
 def test_not_logged_in_is_401(app):

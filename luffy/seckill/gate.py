@@ -8,8 +8,9 @@ is sold out. Building a Flask request for each costs several times the admission
   changes nothing;
 * an ordinary buy request (a JSON body, the Flask session cookie with a user id, the CSRF
   header) is checked here exactly as Flask and Flask-WTF would — the same signed-cookie
-  serializer, the same token serializer and comparison, the same referrer rule over HTTPS —
-  and admitted through the same ``services.admit``.
+  serializer, the same token serializer and comparison (their signatures checked with keys
+  derived once, luffy/signatures.py), the same referrer rule over HTTPS — and admitted
+  through the same ``services.admit``.
 
 Anything else, or anything in doubt, goes on to the Flask view, which is the reference:
 a missing or bad token, a remember-me login, another session backend, a malformed body.
@@ -21,12 +22,13 @@ import json
 
 from flask.sessions import SecureCookieSessionInterface
 from flask_wtf.csrf import same_origin
-from itsdangerous import BadData, URLSafeTimedSerializer
+from itsdangerous import URLSafeTimedSerializer
 from werkzeug.http import parse_cookie
 
 from luffy.metrics import count
 from luffy.responses import CODE_FOR_STATUS, SUCCESS, ApiError
 from luffy.sessions import SignedCookieSessions
+from luffy.signatures import TimedPayloads
 
 MAX_BODY = 256
 SOLD_OUT = {"reason": "sold_out"}
@@ -96,26 +98,32 @@ class BuyGate:
         return course_id if type(course_id) is int and 0 < course_id < 2**31 else None
 
     def _checks_for_app(self):
-        """The session and CSRF settings, read once: the same serializers Flask and Flask-WTF use."""
-        if self._checks is None:
-            app, config = self.app, self.app.config
-            login_manager = getattr(app, "login_manager", None)
-            usable = (type(app.session_interface) in (SecureCookieSessionInterface, SignedCookieSessions)
-                      and bool(app.secret_key)
-                      and config.get("WTF_CSRF_ENABLED", True) and config.get("WTF_CSRF_CHECK_DEFAULT", True)
-                      and getattr(login_manager, "session_protection", None) != "strong")
-            self._checks = {
-                "usable": usable,
-                "cookie": config["SESSION_COOKIE_NAME"],
-                "session": app.session_interface.get_signing_serializer(app) if usable else None,
-                "max_age": int(app.permanent_session_lifetime.total_seconds()),
-                "token": URLSafeTimedSerializer(config.get("WTF_CSRF_SECRET_KEY") or app.secret_key,
-                                                salt="wtf-csrf-token"),
-                "time_limit": config.get("WTF_CSRF_TIME_LIMIT", 3600),
-                "field": config.get("WTF_CSRF_FIELD_NAME", "csrf_token"),
-                "ssl_strict": config.get("WTF_CSRF_SSL_STRICT", True),
-            }
-        return self._checks
+        """The session and CSRF settings: the same serializers Flask and Flask-WTF use, with
+        their keys derived once (luffy/signatures.py); built again when a secret key changes."""
+        app, config = self.app, self.app.config
+        keys = (app.secret_key, tuple(config.get("SECRET_KEY_FALLBACKS") or ()), config.get("WTF_CSRF_SECRET_KEY"))
+        checks = self._checks
+        if checks is not None and checks["keys"] == keys:
+            return checks
+        login_manager = getattr(app, "login_manager", None)
+        usable = (type(app.session_interface) in (SecureCookieSessionInterface, SignedCookieSessions)
+                  and bool(app.secret_key)
+                  and config.get("WTF_CSRF_ENABLED", True) and config.get("WTF_CSRF_CHECK_DEFAULT", True)
+                  and getattr(login_manager, "session_protection", None) != "strong")
+        checks = {
+            "keys": keys,
+            "usable": usable,
+            "cookie": config["SESSION_COOKIE_NAME"],
+            "session": TimedPayloads(app.session_interface.get_signing_serializer(app)) if usable else None,
+            "max_age": int(app.permanent_session_lifetime.total_seconds()),
+            "token": TimedPayloads(URLSafeTimedSerializer(config.get("WTF_CSRF_SECRET_KEY") or app.secret_key,
+                                                          salt="wtf-csrf-token")),
+            "time_limit": config.get("WTF_CSRF_TIME_LIMIT", 3600),
+            "field": config.get("WTF_CSRF_FIELD_NAME", "csrf_token"),
+            "ssl_strict": config.get("WTF_CSRF_SSL_STRICT", True),
+        }
+        self._checks = checks  # one assignment: safe across threads
+        return checks
 
     def _checked_user(self, environ):
         """The user id when the session and the CSRF token check out, else None (Flask decides)."""
@@ -126,10 +134,9 @@ class BuyGate:
         token = environ.get("HTTP_X_CSRFTOKEN") or environ.get("HTTP_X_CSRF_TOKEN")
         if not cookie or not token:
             return None
-        try:
-            session = checks["session"].loads(cookie, max_age=checks["max_age"])
-            raw = checks["token"].loads(token, max_age=checks["time_limit"])
-        except BadData:
+        session = checks["session"].loads(cookie, max_age=checks["max_age"])
+        raw = checks["token"].loads(token, max_age=checks["time_limit"])
+        if not isinstance(session, dict) or raw is None:
             return None
         user_id, expected = session.get("_user_id"), session.get(checks["field"])
         if not (isinstance(user_id, str) and user_id.isdigit() and isinstance(expected, str)
