@@ -89,7 +89,12 @@ class Gunicorn:
         raise RuntimeError(f"gunicorn on {self.url} did not answer {path}")
 
     def stop(self):
-        os.killpg(self.process.pid, signal.SIGTERM)
+        if self.process.poll() is not None:  # stopped already
+            return
+        try:
+            os.killpg(self.process.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
         self.process.wait(timeout=30)
 
 

@@ -3,13 +3,15 @@
     .venv/bin/python bench/seckill.py        (or `make bench`; needs wrk: apt-get install wrk)
 
 Starts a private Redis (scripts/local_redis.py) and a migrated SQLite database, creates users
-with real signed session cookies and CSRF tokens, then, one server after another under the
-same gunicorn command line (gunicorn.conf.py: 2 gthread workers x 8 threads, reuse_port):
-  1. the bare Flask baseline (bench/bare_seckill_app.py): a POST answering the buy JSON;
-  2. Luffy (wsgi:app) with a real `celery -A tasks worker`:
-     - admission: every request a distinct user admitted by the Lua gate (a sale with stock
-       for all of them), the order task writing the orders meanwhile;
-     - refusals once sold out;
+with real signed session cookies and CSRF tokens, then, under the same gunicorn command line
+(gunicorn.conf.py: 2 gthread workers x 8 threads, reuse_port):
+  1. the bare Flask baseline (bench/bare_seckill_app.py: a POST answering the buy JSON) and
+     Luffy (wsgi:app) with a real `celery -A tasks worker`, their runs taken in turn:
+     - baseline, then admission: every request a distinct user admitted by the Lua gate (a
+       sale with stock for all of them), the order task writing the orders meanwhile; the
+       order task finishes that run's orders before the next baseline run;
+  2. Luffy again:
+     - refusals once sold out (against the baseline's median);
      - the burst: S = 100 items, N = 5,000 distinct users firing at once (asyncio client,
        64 connections), each admitted buyer polling the result route until 1 or 0;
   3. the peer (bench/seckill_sync_app.py): the order written inside the request under a row
@@ -131,6 +133,40 @@ def measure_admission(url, path, users_file, sales):
         if i:
             runs.append(run)
     return statistics.median(r["rate"] for r in runs), runs
+
+
+def measure_baseline_and_admission(app, bare_url, url, users_file, sales):
+    """Medians of the bare baseline and of admission, their runs taken in turn (b a b a b a).
+
+    On a shared machine the speed drifts over a minute; taking the two in turn puts the same
+    drift into both figures. Each admission run is on a fresh sale; before the next baseline
+    run the order task finishes that run's backlog and stops lingering, so the baseline never
+    shares the machine with it (the backlog left at the end of each run is printed).
+    """
+    wrk(bare_url, BUY, users_file, 1, WARMUP)
+    course_id, sale_id = sales[0]
+    wrk(url, BUY, users_file, course_id, WARMUP)
+    settle(app, [sale_id])
+    baseline_runs, admission_runs, backlogs = [], [], []
+    for course_id, sale_id in sales[1:]:
+        baseline_runs.append(wrk(bare_url, BUY, users_file, 1, SECONDS))
+        admission_runs.append(wrk(url, BUY, users_file, course_id, SECONDS))
+        with app.app_context():
+            from luffy.seckill import services
+
+            backlogs.append((services.sale_status(sale_id) or {}).get("queued"))
+        settle(app, [sale_id])
+    return (statistics.median(r["rate"] for r in baseline_runs),
+            statistics.median(r["rate"] for r in admission_runs), admission_runs, backlogs)
+
+
+def settle(app, sale_ids):
+    """Until the order task has written every order of ``sale_ids`` and stopped lingering."""
+    from luffy.seckill.orders import LINGER_SECONDS
+
+    if not wait_for_orders(app, sale_ids):
+        raise RuntimeError("the order task did not finish the admission run's orders in time")
+    time.sleep(LINGER_SECONDS + 0.5)
 
 
 def measure_refusals(url, users_file, course_id):
@@ -366,22 +402,22 @@ def main():
         burst_credentials = credentials[:BURST_BUYERS]
         burst_users = user_ids[:BURST_BUYERS]
 
-        server = LoggedGunicorn("bench.bare_seckill_app:app", env)
-        try:
-            wait_port(server)
-            baseline, _ = measure_refusals(server.url, users_file, 1)
-            note(f"baseline {baseline:.0f} req/s")
-        finally:
-            server.stop()
-
         worker = start_worker(env)
         server = LoggedGunicorn("wsgi:app", env)
         try:
+            bare = LoggedGunicorn("bench.bare_seckill_app:app", env)
+        except BaseException:
+            server.stop()
+            raise
+        try:
             wait_port(server)
+            wait_port(bare)
             worker_cpu = cpu_seconds(worker)
-            admission, admission_runs = measure_admission(server.url, BUY, users_file, sales["admission"])
+            baseline, admission, admission_runs, backlogs = measure_baseline_and_admission(
+                app, bare.url, server.url, users_file, sales["admission"])
             worker_cpu = cpu_seconds(worker) - worker_cpu
-            note(f"admission {admission:.0f} req/s {admission_runs}")
+            bare.stop()
+            note(f"baseline {baseline:.0f} req/s, admission {admission:.0f} req/s {admission_runs}")
             refusal_course, refusal_sale = sales["refusal"][0]
             first = credentials[-1]
             asyncio.run(burst(server.url, BUY, [first], refusal_course, poll=False))  # sells the 1 unit
@@ -394,6 +430,7 @@ def main():
             orders_done = wait_for_orders(app, [s for _, s in sales["admission"]])
         finally:
             server.stop()
+            bare.stop()
         with app.app_context():
             from luffy.seckill.reconcile import reconcile_sales
 
@@ -431,6 +468,8 @@ def main():
         print(f"admission_vs_baseline: {admission / baseline:.2f} x (target >= {ADMISSION_TARGET})")
         print(f"worker_cpu_during_admission: {worker_cpu:.1f} s for about {admitted['orders']} orders "
               f"({worker_cpu / max(1, admitted['orders']) * 1e6:.0f} us per order)")
+        print(f"order_backlog_at_end_of_each_admission_run: {backlogs} buyers "
+              f"(the worker keeps up when these are a small part of a run's admissions)")
         print(f"refusal_sold_out: {refusal:.0f} req/s{'' if refusal_ok else ' (FAIL: not all 409)'}")
         print(f"refusal_vs_baseline: {refusal / baseline:.2f} x (target >= {REFUSAL_TARGET})")
         print(f"sync_row_lock_admission: {sync_rate:.0f} req/s")

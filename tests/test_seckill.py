@@ -225,6 +225,23 @@ def test_worker_sigkilled_mid_batch_then_restarted_ends_exact(app, worker, redis
 
 
 # -- several drainers ---------------------------------------------------------------------------
+@pytest.mark.parametrize("database_url, setting, slots", [
+    ("sqlite:////tmp/luffy-slots.db", None, 1),  # one writer at a time: a second slot only waits
+    ("postgresql://luffy@db/luffy", None, 2),
+    ("mysql://luffy@db/luffy", None, 2),
+    ("sqlite:////tmp/luffy-slots.db", "3", 3),  # an explicit setting always wins
+])
+def test_drain_slots_default_to_one_on_sqlite(monkeypatch, database_url, setting, slots):
+    from config import DevelopmentConfig
+
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    if setting is None:
+        monkeypatch.delenv("SECKILL_DRAIN_SLOTS", raising=False)
+    else:
+        monkeypatch.setenv("SECKILL_DRAIN_SLOTS", setting)
+    assert DevelopmentConfig().SECKILL_DRAIN_SLOTS == slots
+
+
 def test_a_long_backlog_is_drained_by_two_worker_processes_at_once(app, worker, redis_client):
     course_id, sale_id = add_sale(app, 40)
     user_ids = add_buyers(app, 40)
