@@ -2,6 +2,7 @@
 
 import os
 import socket
+import struct
 import threading
 import time
 
@@ -57,6 +58,19 @@ def test_a_killed_connection_fails_once_then_a_new_one_is_made(client):
         script(keys=["luffy:test:n"], args=["b"])
     assert script._idle == []
     assert script(keys=["luffy:test:n"], args=["c"]) == [b"c", b"2"]  # the failed call ran nothing
+    script.close()
+
+
+def test_its_sockets_time_out_in_the_kernel_not_by_polling(client):
+    script = DirectScript(client, ECHO)
+    script(keys=["luffy:test:n"], args=["a"])
+    sock = script._idle[0]._sock
+    assert sock.gettimeout() is None  # blocking: no poll() before each send and receive
+    received = struct.unpack("@ll", sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, 16))
+    sent = struct.unpack("@ll", sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, 16))
+    assert received == sent == (0, 500_000)  # the client's socket_timeout, 0.5 s
+    client.get("luffy:test:n")  # the client's own pool is left as it was
+    assert all(c._sock.gettimeout() == 0.5 for c in client.connection_pool._available_connections)
     script.close()
 
 

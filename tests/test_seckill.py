@@ -152,6 +152,29 @@ def test_concurrent_buyers_get_exactly_the_stock(app, worker, redis_client, buye
 
 
 # -- the result route -------------------------------------------------------------------------
+def test_tickets_are_random_unique_and_never_shared_with_a_forked_child():
+    import os
+    import re
+
+    source = services.Tickets()
+    issued = [source.next() for _ in range(3 * services.Tickets.BATCH + 5)]  # several refills
+    assert all(re.fullmatch(r"[0-9a-f]{32}", ticket) for ticket in issued)
+    assert len(set(issued)) == len(issued)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child inherits the buffer: it must draw its own bytes
+        try:
+            os.write(write, "".join(source.next() for _ in range(10)).encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    child = os.read(read, 320).decode()
+    os.close(read)
+    parent = [source.next() for _ in range(10)]
+    assert not {child[i:i + 32] for i in range(0, 320, 32)} & set(parent)
+
+
 def test_result_states_2_3_1_and_0_only_for_the_owner(app, worker, redis_client):
     course_id, sale_id = add_sale(app, 5)
     buyer_id, other_id = add_buyers(app, 2)
