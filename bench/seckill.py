@@ -16,7 +16,7 @@ with real signed session cookies and CSRF tokens, then, under the same gunicorn 
        64 connections), each admitted buyer polling the result route until 1 or 0;
   3. the peer (bench/seckill_sync_app.py): the order written inside the request under a row
      lock; the same admission measurement and burst.
-HTTP figures: wrk -t2 -c32, median of 3 runs of 5 s after a 2 s warm-up (each run on a
+HTTP figures: wrk -t2 -c32, median of 5 runs of 5 s after a 2 s warm-up (each run on a
 fresh sale, so every request is a first-time buyer). Correctness is part of every figure:
 oversold, duplicates or lost buyers print FAIL.
 """
@@ -41,7 +41,7 @@ SYNC_BUY = "/bench/seckill-sync/"
 RESULT = "/api/v1/user/seckill/get_result/"
 WRK_SCRIPT = str(ROOT / "bench" / "seckill_wrk.lua")
 WRK_THREADS, WRK_CONNECTIONS = 2, 32
-SECONDS, REPETITIONS, WARMUP = 5, 3, 2
+SECONDS, REPETITIONS, WARMUP = 5, 5, 2
 USERS = int(os.environ.get("BENCH_SECKILL_USERS", 60000))  # distinct buyers per admission run
 BURST_STOCK = int(os.environ.get("BENCH_SECKILL_STOCK", 100))
 BURST_BUYERS = int(os.environ.get("BENCH_SECKILL_BUYERS", 5000))
