@@ -75,10 +75,7 @@ class Config:
         # Admitted buyers turned into orders per database transaction by the order task.
         self.SECKILL_BATCH_SIZE = env_int("SECKILL_BATCH_SIZE", 200)
         # Order tasks that may write one sale's orders at once (1 to 8), each on its own batch.
-        # SQLite has one writer at a time: a second slot there only takes turns on the file
-        # lock (about a third more worker CPU per order), so its default is 1.
-        sqlite = self.SQLALCHEMY_DATABASE_URI.startswith("sqlite")
-        self.SECKILL_DRAIN_SLOTS = env_int("SECKILL_DRAIN_SLOTS", 1 if sqlite else 2)
+        self.SECKILL_DRAIN_SLOTS = env_int("SECKILL_DRAIN_SLOTS", 2)
         # How often beat runs the flash-sale reconciliation, and how long a result is kept.
         self.SECKILL_RECONCILE_SECONDS = env_int("SECKILL_RECONCILE_SECONDS", 30)
         self.SECKILL_RESULT_TTL = env_int("SECKILL_RESULT_TTL", 86400)

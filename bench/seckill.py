@@ -505,13 +505,21 @@ def main():
         environment.close()
 
 
+PORTS_TAKEN = set()
+
+
 class LoggedGunicorn(Gunicorn):
     """harness.Gunicorn with its error log kept in the run's temporary folder."""
 
     def __init__(self, app_path, env):
         from local_redis import free_port
 
+        # Two servers run at once (baseline and admission in turn): with reuse_port, the same
+        # port twice would split wrk's connections between them, so never hand one out twice.
         self.port = free_port()
+        while self.port in PORTS_TAKEN:
+            self.port = free_port()
+        PORTS_TAKEN.add(self.port)
         self.env = {**env, "WEB_BIND": f"127.0.0.1:{self.port}", "WEB_CONCURRENCY": "2", "WEB_THREADS": "8"}
         self.log_path = Path(env["BENCH_TMP"]) / f"gunicorn-{app_path.replace(':', '-')}.log"
         self.process = subprocess.Popen(

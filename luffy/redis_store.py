@@ -4,10 +4,13 @@ import hashlib
 import os
 import socket
 import struct
+import sys
 
 import redis
 from flask import current_app
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 
 def init_app(app):
@@ -25,21 +28,24 @@ def get_redis() -> redis.Redis:
 
 
 def with_kernel_timeouts(connection_class):
-    """``connection_class`` whose plain TCP or Unix sockets time out in the kernel.
+    """``connection_class`` whose plain TCP or Unix sockets time out in the kernel (64-bit Linux).
 
     A Python socket with a timeout polls before every send and receive: two more system calls
     per round trip, each letting go of the GIL, and in a threaded web worker each hand-over
     costs a context switch (measured: 8 threads spend about 15% more CPU per admission). The
-    same timeout as SO_RCVTIMEO/SO_SNDTIMEO on a blocking socket needs neither; it ends a stuck
-    read or write with an error (redis-py raises ConnectionError) after the same time. TLS
-    sockets keep Python's timeout.
+    same timeout as SO_RCVTIMEO/SO_SNDTIMEO on a blocking socket needs neither; a stuck read or
+    write then ends after the same time with redis-py's ConnectionError ("Resource temporarily
+    unavailable") instead of its TimeoutError. TLS sockets, sub-millisecond timeouts and other
+    platforms keep Python's timeout.
     """
+    if not (sys.platform.startswith("linux") and struct.calcsize("@l") == 8):
+        return connection_class
 
     class KernelTimeoutConnection(connection_class):
         def _connect(self):
             sock = super()._connect()
             timeout = sock.gettimeout()
-            if type(sock) is socket.socket and timeout:
+            if type(sock) is socket.socket and timeout and timeout >= 0.001:
                 interval = struct.pack("@ll", int(timeout), int(timeout % 1 * 1_000_000))
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, interval)
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, interval)
@@ -56,11 +62,15 @@ class DirectScript:
     retry and observability code; on the flash sale's admission that is a third of the Python
     work of the request, and the poll is one more system call (and GIL hand-over) per request.
     Here a connection goes back to the idle stack only after a complete reply, so it never holds
-    unread data; any failure closes it, empties the stack (after a Redis restart the others are
-    stale too) and raises at once, without retrying: the caller answers 503. The connections
-    keep the client's settings (address, password, timeouts, TLS, the 30 s health-check PING of
-    an idle connection), their timeouts kept by the kernel (``with_kernel_timeouts``). NOSCRIPT
-    (a restarted or flushed Redis) sends the source once.
+    unread data. When an idle connection fails (Redis restarted, a proxy or Redis's ``timeout``
+    closed it), the stack is emptied (the others are stale too) and the script runs once more on
+    a new connection; a new connection that fails raises at once (the caller answers 503). A
+    script may therefore run twice when Redis died after running it: Luffy's scripts are safe to
+    repeat (admission answers "already bought" with the first ticket). The connections keep the
+    client's settings (address, password, timeouts, TLS, the 30 s health-check PING of an idle
+    connection), their timeouts kept by the kernel (``with_kernel_timeouts``); they are not the
+    client pool's, so ``close()`` closes them. NOSCRIPT (a restarted or flushed Redis) sends the
+    source once.
     """
 
     def __init__(self, client: redis.Redis, source: str):
@@ -78,7 +88,14 @@ class DirectScript:
         try:
             connection = self._idle.pop()
         except IndexError:
-            connection = self._connection_class(**self._connection_kwargs)
+            return self._run(self._connection_class(**self._connection_kwargs), keys, args)
+        try:
+            return self._run(connection, keys, args)
+        except (RedisConnectionError, RedisTimeoutError):
+            self._idle = []  # one stale connection: the rest are likely stale too
+            return self._run(self._connection_class(**self._connection_kwargs), keys, args)
+
+    def _run(self, connection, keys, args):
         try:
             try:
                 connection.send_command("EVALSHA", self.sha, len(keys), *keys, *args)
@@ -91,7 +108,6 @@ class DirectScript:
             raise
         except BaseException:
             connection.disconnect()
-            self._idle = []
             raise
         self._idle.append(connection)
         return reply

@@ -47,18 +47,43 @@ def test_an_error_reply_keeps_the_connection(client):
     script.close()
 
 
-def test_a_killed_connection_fails_once_then_a_new_one_is_made(client):
+def test_an_idle_connection_the_server_closed_is_replaced_at_once(client):
+    # After a Redis restart (or a proxy's idle timeout) every idle connection is dead: the call
+    # that finds one runs the script on a new connection, once, and the other idle ones go.
     script = DirectScript(client, ECHO)
-    script(keys=["luffy:test:n"], args=["a"])
-    own = [c for c in client.client_list() if c["cmd"] in ("evalsha", "eval")]
-    assert own, "the script's connection is listed"
-    for entry in own:
-        client.client_kill_filter(_id=entry["id"])
-    with pytest.raises(ConnectionError):
-        script(keys=["luffy:test:n"], args=["b"])
-    assert script._idle == []
-    assert script(keys=["luffy:test:n"], args=["c"]) == [b"c", b"2"]  # the failed call ran nothing
+    results = []
+    both = threading.Barrier(2)
+
+    def two_at_once():
+        both.wait()
+        results.append(script(keys=["luffy:test:n"], args=["a"]))
+
+    threads = [threading.Thread(target=two_at_once) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(script._idle) in (1, 2) and len(results) == 2
+    for entry in client.client_list():
+        if entry["cmd"] in ("evalsha", "eval"):
+            client.client_kill_filter(_id=entry["id"])
+    assert script(keys=["luffy:test:n"], args=["b"]) == [b"b", b"3"]  # ran once, on a new connection
+    assert len(script._idle) == 1  # the other dead one was dropped, not kept for the next caller
+    assert script(keys=["luffy:test:n"], args=["c"]) == [b"c", b"4"]
     script.close()
+
+
+def test_a_server_that_refuses_fails_at_once_without_retrying():
+    port = socket.create_server(("127.0.0.1", 0))
+    address = port.getsockname()
+    port.close()  # nobody listens there now
+    refused = redis.Redis(host=address[0], port=address[1], socket_timeout=0.3, socket_connect_timeout=0.3)
+    script = DirectScript(refused, ECHO)
+    started = time.monotonic()
+    with pytest.raises(ConnectionError):
+        script(keys=["k"], args=["a"])
+    assert time.monotonic() - started < 0.5
+    assert script._idle == []
 
 
 def test_its_sockets_time_out_in_the_kernel_not_by_polling(client):

@@ -1,5 +1,6 @@
 """TimedPayloads accepts exactly what itsdangerous accepts, for Flask's and Flask-WTF's serializers."""
 
+import functools
 import hashlib
 import random
 import time
@@ -113,3 +114,29 @@ def test_other_signers_are_left_to_itsdangerous():
     other = URLSafeTimedSerializer("k", salt="s", signer_kwargs={"digest_method": hashlib.sha256})
     assert fast.loads(other.dumps("v"), max_age=60) == "v"
     assert fast.loads(other.dumps("v") + "x", max_age=60) is None
+
+
+def test_a_signed_timestamp_no_date_can_hold_is_refused():
+    serializer = session_serializer(["current-key"])
+    fast = TimedPayloads(serializer)
+    far = signed_at(serializer, {"_user_id": "1"}, 10**12)  # the year 33658
+    for max_age in (None, 3600):
+        with pytest.raises(Exception):  # itsdangerous: ValueError/OverflowError, not BadData
+            serializer.loads(far, max_age=max_age)
+        assert fast.loads(far, max_age=max_age) is None
+
+
+@pytest.mark.parametrize("digest, exact", [
+    (hashlib.sha256, True),
+    ("sha256", False),  # a name, not a constructor: itsdangerous checks it itself
+    (functools.partial(hashlib.blake2b, digest_size=32), False),  # parameters a name would lose
+])
+def test_other_digests_are_matched_or_left_to_itsdangerous(digest, exact):
+    serializer = URLSafeTimedSerializer("k", salt="s", signer_kwargs={"key_derivation": "hmac",
+                                                                      "digest_method": digest})
+    fast = TimedPayloads(serializer)
+    assert fast.exact is exact
+    signed = serializer.dumps({"v": 1})
+    assert fast.loads(signed, max_age=60) == {"v": 1}
+    assert fast.loads(signed[:-1] + ("A" if signed[-1] != "A" else "B"), max_age=60) is None
+

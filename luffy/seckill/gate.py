@@ -101,13 +101,14 @@ class BuyGate:
         """The session and CSRF settings: the same serializers Flask and Flask-WTF use, with
         their keys derived once (luffy/signatures.py); built again when a secret key changes."""
         app, config = self.app, self.app.config
-        keys = (app.secret_key, tuple(config.get("SECRET_KEY_FALLBACKS") or ()), config.get("WTF_CSRF_SECRET_KEY"))
+        csrf_key = config.get("WTF_CSRF_SECRET_KEY", app.secret_key)  # Flask-WTF's own lookup
+        keys = (app.secret_key, tuple(config.get("SECRET_KEY_FALLBACKS") or ()), csrf_key)
         checks = self._checks
         if checks is not None and checks["keys"] == keys:
             return checks
         login_manager = getattr(app, "login_manager", None)
         usable = (type(app.session_interface) in (SecureCookieSessionInterface, SignedCookieSessions)
-                  and bool(app.secret_key)
+                  and bool(app.secret_key) and csrf_key is not None
                   and config.get("WTF_CSRF_ENABLED", True) and config.get("WTF_CSRF_CHECK_DEFAULT", True)
                   and getattr(login_manager, "session_protection", None) != "strong")
         checks = {
@@ -116,8 +117,7 @@ class BuyGate:
             "cookie": config["SESSION_COOKIE_NAME"],
             "session": TimedPayloads(app.session_interface.get_signing_serializer(app)) if usable else None,
             "max_age": int(app.permanent_session_lifetime.total_seconds()),
-            "token": TimedPayloads(URLSafeTimedSerializer(config.get("WTF_CSRF_SECRET_KEY") or app.secret_key,
-                                                          salt="wtf-csrf-token")),
+            "token": TimedPayloads(URLSafeTimedSerializer(csrf_key, salt="wtf-csrf-token")) if usable else None,
             "time_limit": config.get("WTF_CSRF_TIME_LIMIT", 3600),
             "field": config.get("WTF_CSRF_FIELD_NAME", "csrf_token"),
             "ssl_strict": config.get("WTF_CSRF_SSL_STRICT", True),

@@ -435,7 +435,8 @@ def place_sale_orders(sale_id, entries):
         return outcomes
 
 
-# Expanding parameters: a batch's hundred ids are bound, not compiled into the statement.
+# Built once, with expanding parameters: each batch binds its ids instead of building the
+# statement again and coercing a hundred literals.
 EXISTING_ORDERS = select(Order.user_id, Order.ticket).where(
     Order.sale_id == bindparam("sale_id"), Order.user_id.in_(bindparam("user_ids", expanding=True)))
 BUYERS = select(User.id, User.mobile, User.email).where(

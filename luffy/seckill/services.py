@@ -31,6 +31,7 @@ import logging
 import os
 import threading
 import time
+import weakref
 from datetime import timedelta
 
 from flask import current_app
@@ -202,25 +203,40 @@ class Tickets:
     """New tickets: 128 random bits as 32 hex digits, like ``uuid4().hex``, from a buffer.
 
     ``os.urandom`` lets go of the GIL around its system call; once per buy request that is one
-    more thread hand-over in a busy web worker. The buffer is filled 256 tickets at a time and
-    refilled in a forked child, so two processes never hand out the same bytes.
+    more thread hand-over in a busy web worker. The buffer is filled 256 tickets at a time; a
+    forked child starts with an empty buffer and a new lock (``os.register_at_fork``), so two
+    processes never hand out the same bytes and a lock held at the fork cannot stall the child.
     """
 
     BATCH = 256
 
     def __init__(self):
+        self._forget()
+        _all_tickets.add(self)
+
+    def _forget(self):
         self._lock = threading.Lock()
-        self._pid = None
         self._random = b""
         self._next = 0
 
     def next(self):
         with self._lock:
-            if self._pid != os.getpid() or self._next >= len(self._random):
-                self._pid, self._random, self._next = os.getpid(), os.urandom(16 * self.BATCH), 0
+            if self._next >= len(self._random):
+                self._random, self._next = os.urandom(16 * self.BATCH), 0
             start = self._next
             self._next = start + 16
             return self._random[start:start + 16].hex()
+
+
+_all_tickets = weakref.WeakSet()
+
+
+def _forget_tickets_after_fork():
+    for source in list(_all_tickets):
+        source._forget()
+
+
+os.register_at_fork(after_in_child=_forget_tickets_after_fork)
 
 
 def init_app(app):
@@ -324,7 +340,11 @@ def read_result(ticket, user_id):
         )
     except RedisError as error:
         log.warning("Flash sale result read from the database, Redis unavailable: %s", error)
-        answer = [b"none"]
+        if db.session.scalar(select(Order.id).where(Order.ticket == ticket, Order.user_id == user_id)):
+            return BOUGHT, "抢购成功"
+        # No order yet, and no way to tell a waiting ticket from an unknown one: the page keeps
+        # polling on a 503 instead of showing a final "no such purchase".
+        raise ApiError(503, "结果暂时无法查询，请稍后再试") from error
     verdict = answer[0].decode()
     if verdict == "rate_limited":
         raise ApiError(*REFUSALS["rate_limited"])
