@@ -38,9 +38,9 @@ def env_list(name, default=""):
 def sqlalchemy_url(url):
     """Map the short URL schemes people paste to the driver Luffy installs."""
     if url.startswith("postgres://"):
-        url = "postgresql://" + url[len("postgres://"):]
+        url = "postgresql://" + url[len("postgres://") :]
     if url.startswith("postgresql://"):
-        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+        url = "postgresql+psycopg://" + url[len("postgresql://") :]
     return url
 
 
@@ -156,8 +156,16 @@ class Config:
 TASK_QUEUES = ("default", "seckill", "notify", "periodic")
 
 
-def celery_settings(broker_url, result_backend, timezone, banner_refresh_seconds, instance_dir,
-                    visibility_timeout=12 * 3600, extra_imports=(), seckill_reconcile_seconds=30):
+def celery_settings(
+    broker_url,
+    result_backend,
+    timezone,
+    banner_refresh_seconds,
+    instance_dir,
+    visibility_timeout=12 * 3600,
+    extra_imports=(),
+    seckill_reconcile_seconds=30,
+):
     """Celery's settings, lower-case as Celery names them (see README, "Celery settings")."""
     # A message not acked within this many seconds is delivered again by the Redis
     # transport (PITFALLS 3). Longer countdowns/etas are still run once: FlaskTask skips a
@@ -204,8 +212,14 @@ def celery_settings(broker_url, result_backend, timezone, banner_refresh_seconds
             "tasks.home.*": {"queue": "periodic"},
             "celery.backend_cleanup": {"queue": "periodic"},
         },
-        "imports": ["tasks.home", "tasks.user", "tasks.order", "tasks.alerts", "tasks.seckill",
-                    *extra_imports],
+        "imports": [
+            "tasks.home",
+            "tasks.user",
+            "tasks.order",
+            "tasks.alerts",
+            "tasks.seckill",
+            *extra_imports,
+        ],
         # The schedule lives in the database and is edited in the admin; these
         # beat_schedule entries become rows on beat's first start (luffy/beat/).
         "beat_scheduler": "luffy.beat.scheduler:DatabaseScheduler",

@@ -55,8 +55,9 @@ def consistency_after_edit(env):
     server = Gunicorn("wsgi:app", env)
     server.wait_ready(API)
     try:
-        load = subprocess.Popen([require_wrk(), "-t1", "-c16", "-d6s", server.url + API],
-                                stdout=subprocess.DEVNULL)
+        load = subprocess.Popen(
+            [require_wrk(), "-t1", "-c16", "-d6s", server.url + API], stdout=subprocess.DEVNULL
+        )
         time.sleep(1)
         app = create_app()
         new_title = f"edited-{time.time():.0f}"
@@ -85,8 +86,13 @@ def main():
     require_wrk()
     environment = Environment()
     try:
-        subprocess.run([str(BIN / "flask"), "--app", "wsgi", "seed-demo"], cwd=ROOT,
-                       env=environment.env, check=True, capture_output=True)
+        subprocess.run(
+            [str(BIN / "flask"), "--app", "wsgi", "seed-demo"],
+            cwd=ROOT,
+            env=environment.env,
+            check=True,
+            capture_output=True,
+        )
         from luffy import create_app
         from luffy.home.banners import load_banners_from_database
 
@@ -94,8 +100,14 @@ def main():
             payload = {"code": 100, "msg": "成功", "results": load_banners_from_database()}
         env = {**environment.env, "BENCH_PAYLOAD": json.dumps(payload, ensure_ascii=False)}
 
-        figures = serve_and_measure([("bench.bare_app:app", API), ("wsgi:app", API),
-                                     ("bench.uncached_app:app", "/bench/banners-uncached/")], env)
+        figures = serve_and_measure(
+            [
+                ("bench.bare_app:app", API),
+                ("wsgi:app", API),
+                ("bench.uncached_app:app", "/bench/banners-uncached/"),
+            ],
+            env,
+        )
         baseline, cached = figures["bench.bare_app:app"], figures["wsgi:app"]
         uncached = figures["bench.uncached_app:app"]
         stale_ms, polls, settled = consistency_after_edit(env)
@@ -105,11 +117,15 @@ def main():
         print(f"uncached_database_query: {uncached:.0f} req/s")
         print(f"cached_vs_baseline: {cached / baseline:.2f} x")
         print(f"uncached_vs_baseline: {uncached / baseline:.2f} x")
-        print(f"last_stale_answer_after_edit: {stale_ms:.0f} ms ({polls} polls, bound 1000 ms"
-              f"{'' if settled and stale_ms < 1000 else ', FAIL'})")
+        print(
+            f"last_stale_answer_after_edit: {stale_ms:.0f} ms ({polls} polls, bound 1000 ms"
+            f"{'' if settled and stale_ms < 1000 else ', FAIL'})"
+        )
         verdict = "PASS" if cached / baseline >= TARGET and settled and stale_ms < 1000 else "FAIL"
-        print(f"headline: cached banner API = {cached / baseline:.2f}x bare Flask "
-              f"(target >= {TARGET}x) {verdict}")
+        print(
+            f"headline: cached banner API = {cached / baseline:.2f}x bare Flask "
+            f"(target >= {TARGET}x) {verdict}"
+        )
     finally:
         environment.close()
 

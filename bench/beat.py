@@ -21,10 +21,12 @@ import statistics
 import subprocess
 import sys
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import contextlib
 
 from bench.harness import BIN, ROOT, Environment  # noqa: E402
 
@@ -41,8 +43,14 @@ def cpu_seconds(pid):
 
 
 def start(argv, env, log):
-    return subprocess.Popen(argv, cwd=ROOT, env=env, stdout=open(log, "wb"), stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    return subprocess.Popen(
+        argv,
+        cwd=ROOT,
+        env=env,
+        stdout=open(log, "wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
 
 
 def stop(process):
@@ -50,10 +58,8 @@ def stop(process):
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=20)
     except (ProcessLookupError, subprocess.TimeoutExpired):
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
 
 def wait_until(predicate, timeout):
@@ -77,15 +83,19 @@ def login_admin(app):
         db.session.commit()
     client = app.test_client()
     token = csrf(client, "/login")
-    response = client.post("/login", data={"username": "bench-admin", "password": "bench-password",
-                                           "csrf_token": token})
+    response = client.post(
+        "/login",
+        data={"username": "bench-admin", "password": "bench-password", "csrf_token": token},
+    )
     assert response.status_code == 302, "admin login failed"
     return client
 
 
 def csrf(client, url):
     page = client.get(url).get_data(as_text=True)
-    match = re.search(r'name="csrf_token"[^>]*value="([^"]+)"|value="([^"]+)"[^>]*name="csrf_token"', page)
+    match = re.search(
+        r'name="csrf_token"[^>]*value="([^"]+)"|value="([^"]+)"[^>]*name="csrf_token"', page
+    )
     return match.group(1) or match.group(2)
 
 
@@ -99,24 +109,64 @@ def edit_to_run(environment, app):
     with app.app_context():
         hourly = IntervalSchedule(every=1, period="hours")
         every_second = IntervalSchedule(every=1, period="seconds")
-        task = PeriodicTask(name="bench-edit", task="bench.beat.probe", args=json.dumps(["warmup"]),
-                            queue=QUEUE, interval=hourly)
+        task = PeriodicTask(
+            name="bench-edit",
+            task="bench.beat.probe",
+            args=json.dumps(["warmup"]),
+            queue=QUEUE,
+            interval=hourly,
+        )
         db.session.add_all([hourly, every_second, task])
         db.session.commit()
         ids = {"hourly": hourly.id, "second": every_second.id, "task": task.id}
     client = login_admin(app)
     env = {**environment.env, "CELERY_EXTRA_IMPORTS": "bench.beat_tasks"}
-    beat = start([str(BIN / "celery"), "-A", "tasks", "beat", "-l", "INFO", "--no-enable-remote-control"],
-                 env, environment.tmp / "beat.log")
-    worker = start([str(BIN / "celery"), "-A", "tasks", "worker", "-l", "WARNING", "-c", "1", "-Q", QUEUE,
-                    "--without-gossip", "--without-mingle"], env, environment.tmp / "worker.log")
+    beat = start(
+        [str(BIN / "celery"), "-A", "tasks", "beat", "-l", "INFO", "--no-enable-remote-control"],
+        env,
+        environment.tmp / "beat.log",
+    )
+    worker = start(
+        [
+            str(BIN / "celery"),
+            "-A",
+            "tasks",
+            "worker",
+            "-l",
+            "WARNING",
+            "-c",
+            "1",
+            "-Q",
+            QUEUE,
+            "--without-gossip",
+            "--without-mingle",
+        ],
+        env,
+        environment.tmp / "worker.log",
+    )
     url = f"/admin/periodictask/edit/?id={ids['task']}"
 
     def post(tag, interval):
-        data = {"name": "bench-edit", "task": "bench.beat.probe", "interval": str(interval), "crontab": "",
-                "clocked": "", "solar": "", "args": json.dumps([tag]), "kwargs": "{}", "queue": QUEUE,
-                "routing_key": "", "priority": "", "headers": "{}", "expires": "", "expire_seconds": "",
-                "start_time": "", "enabled": "y", "description": "", "csrf_token": csrf(client, url)}
+        data = {
+            "name": "bench-edit",
+            "task": "bench.beat.probe",
+            "interval": str(interval),
+            "crontab": "",
+            "clocked": "",
+            "solar": "",
+            "args": json.dumps([tag]),
+            "kwargs": "{}",
+            "queue": QUEUE,
+            "routing_key": "",
+            "priority": "",
+            "headers": "{}",
+            "expires": "",
+            "expire_seconds": "",
+            "start_time": "",
+            "enabled": "y",
+            "description": "",
+            "csrf_token": csrf(client, url),
+        }
         response = client.post(url, data=data)
         assert response.status_code == 302, response.get_data(as_text=True)[-500:]
 
@@ -127,7 +177,10 @@ def edit_to_run(environment, app):
             # Warm-up: beat and worker up, one changed run through.
             post("warmup-go", ids["second"])
             if not wait_until(lambda: redis.get("luffy:bench:beat:warmup-go"), 90):
-                sys.exit("beat/worker did not start:\n" + (environment.tmp / "beat.log").read_text()[-2000:])
+                sys.exit(
+                    "beat/worker did not start:\n"
+                    + (environment.tmp / "beat.log").read_text()[-2000:]
+                )
             for index in range(EDITS):
                 post(f"park-{index}", ids["hourly"])
                 time.sleep(1.5)  # beat has applied the hourly schedule
@@ -152,27 +205,58 @@ def idle_cpu(environment, app, rows):
     from luffy.extensions import db
     from luffy.models import CrontabSchedule, IntervalSchedule, PeriodicTask
 
-    with app.app_context():
-        with db.engine.begin() as connection:
-            connection.execute(delete(PeriodicTask))
-            interval_id = connection.execute(insert(IntervalSchedule).values(every=1, period="days")).inserted_primary_key[0]
-            crontab_id = connection.execute(insert(CrontabSchedule).values(
-                minute="0", hour="3", day_of_week="*", day_of_month="*", month_of_year="*",
-                timezone="Asia/Shanghai")).inserted_primary_key[0]
-            now = datetime.now(timezone.utc)
-            connection.execute(insert(PeriodicTask), [{
-                "name": f"idle-{index}", "task": "bench.beat.probe", "args": "[0]", "kwargs": "{}",
-                "headers": "{}", "queue": QUEUE, "one_off": False, "enabled": True, "total_run_count": 0,
-                "description": "", "date_changed": now, "last_run_at": now - timedelta(minutes=1),
-                "interval_id": interval_id if index % 2 else None,
-                "crontab_id": None if index % 2 else crontab_id,
-            } for index in range(rows)])
-            mark_schedule_changed(connection)
-    beat = start([str(BIN / "celery"), "-A", "tasks", "beat", "-l", "INFO", "--no-enable-remote-control"],
-                 environment.env, environment.tmp / f"beat-{rows}.log")
+    with app.app_context(), db.engine.begin() as connection:
+        connection.execute(delete(PeriodicTask))
+        interval_id = connection.execute(
+            insert(IntervalSchedule).values(every=1, period="days")
+        ).inserted_primary_key[0]
+        crontab_id = connection.execute(
+            insert(CrontabSchedule).values(
+                minute="0",
+                hour="3",
+                day_of_week="*",
+                day_of_month="*",
+                month_of_year="*",
+                timezone="Asia/Shanghai",
+            )
+        ).inserted_primary_key[0]
+        now = datetime.now(UTC)
+        connection.execute(
+            insert(PeriodicTask),
+            [
+                {
+                    "name": f"idle-{index}",
+                    "task": "bench.beat.probe",
+                    "args": "[0]",
+                    "kwargs": "{}",
+                    "headers": "{}",
+                    "queue": QUEUE,
+                    "one_off": False,
+                    "enabled": True,
+                    "total_run_count": 0,
+                    "description": "",
+                    "date_changed": now,
+                    "last_run_at": now - timedelta(minutes=1),
+                    "interval_id": interval_id if index % 2 else None,
+                    "crontab_id": None if index % 2 else crontab_id,
+                }
+                for index in range(rows)
+            ],
+        )
+        mark_schedule_changed(connection)
+    beat = start(
+        [str(BIN / "celery"), "-A", "tasks", "beat", "-l", "INFO", "--no-enable-remote-control"],
+        environment.env,
+        environment.tmp / f"beat-{rows}.log",
+    )
     log = environment.tmp / f"beat-{rows}.log"
     try:
-        loaded = wait_until(lambda: f"{rows + 3} enabled" in log.read_text() or f"{rows} enabled" in log.read_text(), 180)
+        loaded = wait_until(
+            lambda: (
+                f"{rows + 3} enabled" in log.read_text() or f"{rows} enabled" in log.read_text()
+            ),
+            180,
+        )
         if not loaded:
             sys.exit(f"beat did not load {rows} rows:\n" + log.read_text()[-2000:])
         time.sleep(2)

@@ -21,6 +21,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
+import contextlib
+
 from local_redis import free_port, start_redis  # noqa: E402
 
 BIN = Path(sys.executable).parent
@@ -30,7 +32,9 @@ WRK_ARGS = ["-t2", "-c32"]
 def require_wrk():
     wrk = shutil.which("wrk")
     if not wrk:
-        sys.exit("bench needs wrk: `sudo apt-get install wrk` (Debian/Ubuntu) or `brew install wrk`.")
+        sys.exit(
+            "bench needs wrk: `sudo apt-get install wrk` (Debian/Ubuntu) or `brew install wrk`."
+        )
     return wrk
 
 
@@ -50,8 +54,13 @@ class Environment:
             "UPLOAD_DIR": str(self.tmp / "uploads"),
         }
         os.environ.update(self.env)
-        subprocess.run([str(BIN / "flask"), "--app", "wsgi", "db", "upgrade"], cwd=ROOT,
-                       env=self.env, check=True, capture_output=True)
+        subprocess.run(
+            [str(BIN / "flask"), "--app", "wsgi", "db", "upgrade"],
+            cwd=ROOT,
+            env=self.env,
+            check=True,
+            capture_output=True,
+        )
 
     def close(self):
         self.redis.terminate()
@@ -67,12 +76,27 @@ class Gunicorn:
 
     def __init__(self, app_path, env, workers=2, threads=8):
         self.port = free_port()
-        self.env = {**env, "WEB_BIND": f"127.0.0.1:{self.port}", "WEB_CONCURRENCY": str(workers),
-                    "WEB_THREADS": str(threads)}
+        self.env = {
+            **env,
+            "WEB_BIND": f"127.0.0.1:{self.port}",
+            "WEB_CONCURRENCY": str(workers),
+            "WEB_THREADS": str(threads),
+        }
         self.process = subprocess.Popen(
-            [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "--access-logfile", "/dev/null",
-             "--max-requests", "0", app_path],
-            cwd=ROOT, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                str(BIN / "gunicorn"),
+                "-c",
+                "gunicorn.conf.py",
+                "--access-logfile",
+                "/dev/null",
+                "--max-requests",
+                "0",
+                app_path,
+            ],
+            cwd=ROOT,
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
             start_new_session=True,
         )
         self.url = f"http://127.0.0.1:{self.port}"
@@ -91,10 +115,8 @@ class Gunicorn:
     def stop(self):
         if self.process.poll() is not None:  # stopped already
             return
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
         self.process.wait(timeout=30)
 
 

@@ -27,6 +27,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
+import contextlib
+
 from local_redis import free_port, start_redis  # noqa: E402
 
 BIN = Path(sys.executable).parent
@@ -48,7 +50,9 @@ def fresh_postgres_database():
 
     server = make_url(sqlalchemy_url(DATABASE_URL))
     name = f"luffy_bench_{uuid.uuid4().hex[:8]}"
-    engine = create_engine(server, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3})
+    engine = create_engine(
+        server, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3}
+    )
     with engine.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
 
@@ -77,10 +81,16 @@ def fresh_rabbitmq_vhost():
     parts = urlsplit(AMQP_URL)
     ctl = ["rabbitmqctl", "-q"]
     subprocess.run([*ctl, "add_vhost", vhost], check=True, capture_output=True, timeout=60)
-    subprocess.run([*ctl, "set_permissions", "-p", vhost, parts.username or "guest", ".*", ".*", ".*"],
-                   check=True, capture_output=True, timeout=60)
+    subprocess.run(
+        [*ctl, "set_permissions", "-p", vhost, parts.username or "guest", ".*", ".*", ".*"],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
     url = urlunsplit(parts._replace(path="/" + vhost))
-    return url, lambda: subprocess.run([*ctl, "delete_vhost", vhost], capture_output=True, timeout=60)
+    return url, lambda: subprocess.run(
+        [*ctl, "delete_vhost", vhost], capture_output=True, timeout=60
+    )
 
 
 # -- CPU accounting from /proc ---------------------------------------------------------------------
@@ -100,10 +110,10 @@ def process_tree(root_pid):
     while frontier:
         pid = frontier.pop()
         pids.append(pid)
-        try:
-            frontier += [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-        except OSError:
-            pass
+        with contextlib.suppress(OSError):
+            frontier += [
+                int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+            ]
     return pids
 
 
@@ -126,9 +136,13 @@ class Setup:
     def __init__(self, tmp, database_url, redis, redis_port, broker_url, buyers):
         self.tmp, self.broker_url, self.redis_pid = tmp, broker_url, redis.pid
         self.env = {
-            **os.environ, "LUFFY_ENV": "development", "DATABASE_URL": database_url,
-            "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0", "CELERY_BROKER_URL": broker_url,
-            "UPLOAD_DIR": str(tmp / "uploads"), "LOG_JSON": "0",
+            **os.environ,
+            "LUFFY_ENV": "development",
+            "DATABASE_URL": database_url,
+            "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
+            "CELERY_BROKER_URL": broker_url,
+            "UPLOAD_DIR": str(tmp / "uploads"),
+            "LOG_JSON": "0",
         }
         os.environ.update(self.env)
         from luffy import create_app
@@ -148,8 +162,14 @@ class Setup:
             db.session.add(course)
             db.session.flush()
             now = utcnow()
-            sale = Sale(course_id=course.id, price="9.90", total_stock=count, remaining_stock=count,
-                        start_at=now - timedelta(seconds=60), end_at=now + timedelta(hours=1))
+            sale = Sale(
+                course_id=course.id,
+                price="9.90",
+                total_stock=count,
+                remaining_stock=count,
+                start_at=now - timedelta(seconds=60),
+                end_at=now + timedelta(hours=1),
+            )
             db.session.add(sale)
             db.session.commit()
             assert services.warm_sale(sale)
@@ -164,7 +184,9 @@ class Setup:
         from luffy.models import Order
 
         with self.app.app_context():
-            count = db.session.scalar(select(func.count()).select_from(Order).where(Order.sale_id == sale_id))
+            count = db.session.scalar(
+                select(func.count()).select_from(Order).where(Order.sale_id == sale_id)
+            )
             db.session.remove()
             return count
 
@@ -175,12 +197,18 @@ class Setup:
         from luffy.models import Order, Sale
 
         with self.app.app_context():
-            orders = db.session.scalar(select(func.count()).select_from(Order).where(Order.sale_id == sale_id))
-            users = db.session.scalar(select(func.count(func.distinct(Order.user_id))).where(Order.sale_id == sale_id))
+            orders = db.session.scalar(
+                select(func.count()).select_from(Order).where(Order.sale_id == sale_id)
+            )
+            users = db.session.scalar(
+                select(func.count(func.distinct(Order.user_id))).where(Order.sale_id == sale_id)
+            )
             left = db.session.scalar(select(Sale.remaining_stock).where(Sale.id == sale_id))
             db.session.remove()
         if not orders == users == count or left != 0:
-            raise SystemExit(f"FAILED RUN: {orders} orders for {users} users, {left} left of {count}")
+            raise SystemExit(
+                f"FAILED RUN: {orders} orders for {users} users, {left} left of {count}"
+            )
 
     def start_workers(self, count):
         """``count`` worker processes that do not consume the seckill queue yet."""
@@ -188,10 +216,27 @@ class Setup:
         for n in range(count):
             log = self.tmp / f"worker-{n}-{uuid.uuid4().hex[:4]}.log"
             process = subprocess.Popen(
-                [str(BIN / "celery"), "-A", "tasks", "worker", "-l", "INFO", "-c", "1",
-                 "-n", f"scale{n}-{uuid.uuid4().hex[:4]}@%h", "-Q", "default",
-                 "--without-gossip", "--without-mingle", "--without-heartbeat"],
-                cwd=ROOT, env=self.env, stdout=open(log, "wb"), stderr=subprocess.STDOUT,
+                [
+                    str(BIN / "celery"),
+                    "-A",
+                    "tasks",
+                    "worker",
+                    "-l",
+                    "INFO",
+                    "-c",
+                    "1",
+                    "-n",
+                    f"scale{n}-{uuid.uuid4().hex[:4]}@%h",
+                    "-Q",
+                    "default",
+                    "--without-gossip",
+                    "--without-mingle",
+                    "--without-heartbeat",
+                ],
+                cwd=ROOT,
+                env=self.env,
+                stdout=open(log, "wb"),
+                stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
             process.log = log
@@ -199,7 +244,9 @@ class Setup:
         deadline = time.monotonic() + 90
         while not all(" ready." in w.log.read_text(errors="replace") for w in workers):
             if time.monotonic() > deadline or any(w.poll() is not None for w in workers):
-                raise SystemExit("workers did not start:\n" + workers[0].log.read_text(errors="replace")[-2000:])
+                raise SystemExit(
+                    "workers did not start:\n" + workers[0].log.read_text(errors="replace")[-2000:]
+                )
             time.sleep(0.1)
         return workers
 
@@ -225,9 +272,13 @@ class Setup:
         with self.app.app_context():
             redis = get_redis()
             deadline = time.monotonic() + 60
-            while redis.exists(*LOCK_KEYS, KICK_KEY) or any(redis.llen(key) for key in (PENDING_KEY, *PROCESSING_KEYS)):
+            while redis.exists(*LOCK_KEYS, KICK_KEY) or any(
+                redis.llen(key) for key in (PENDING_KEY, *PROCESSING_KEYS)
+            ):
                 if time.monotonic() > deadline:
-                    raise SystemExit("FAILED RUN: flash-sale state still busy 60 s after the last run")
+                    raise SystemExit(
+                        "FAILED RUN: flash-sale state still busy 60 s after the last run"
+                    )
                 time.sleep(0.1)
 
     def run(self, processes, orders):
@@ -241,7 +292,8 @@ class Setup:
         try:
             # Every worker starts taking flash-sale messages at the same moment.
             self.app.extensions["celery"].control.add_consumer(
-                "seckill", destination=[self.hostname(w) for w in workers], reply=True, timeout=10)
+                "seckill", destination=[self.hostname(w) for w in workers], reply=True, timeout=10
+            )
             # Timed from the first committed batch: how soon a consumer notices a new queue
             # (up to a second with the Redis transport's polling) is not order throughput.
             first, deadline = None, time.monotonic() + 600
@@ -249,13 +301,20 @@ class Setup:
                 done = self.order_count(sale_id)
                 now = time.monotonic()
                 if done and first is None:
-                    first = (now, done, {name: cpu_seconds(pids()) for name, pids in groups.items()})
+                    first = (
+                        now,
+                        done,
+                        {name: cpu_seconds(pids()) for name, pids in groups.items()},
+                    )
                 if done >= orders:
                     break
                 if now > deadline:
                     raise SystemExit(f"FAILED RUN: {done} of {orders} orders after 600 s")
                 time.sleep(0.02)
-            cpu = {name: max(0.0, cpu_seconds(pids()) - first[2][name]) for name, pids in groups.items()}
+            cpu = {
+                name: max(0.0, cpu_seconds(pids()) - first[2][name])
+                for name, pids in groups.items()
+            }
         finally:
             self.stop_workers(workers)
         self.check_exact(sale_id, orders)
@@ -278,9 +337,20 @@ def make_buyers(database_url, count):
 
     engine = create_engine(sqlalchemy_url(database_url))
     with engine.begin() as conn:
-        conn.execute(insert(User), [
-            {"username": f"scale{i}", "password_hash": "", "is_admin": False, "is_active": True,
-             "created_at": utcnow(), "updated_at": utcnow()} for i in range(count)])
+        conn.execute(
+            insert(User),
+            [
+                {
+                    "username": f"scale{i}",
+                    "password_hash": "",
+                    "is_admin": False,
+                    "is_active": True,
+                    "created_at": utcnow(),
+                    "updated_at": utcnow(),
+                }
+                for i in range(count)
+            ],
+        )
     with engine.connect() as conn:
         from sqlalchemy import select
 
@@ -308,8 +378,13 @@ def main():
         redis = start_redis(redis_port, tmp / "redis")
         cleanups.append(lambda: (redis.terminate(), redis.wait()))
         env = {**os.environ, "DATABASE_URL": database_url, "LUFFY_ENV": "development"}
-        subprocess.run([str(BIN / "flask"), "--app", "wsgi", "db", "upgrade"], cwd=ROOT, env=env,
-                       check=True, capture_output=True)
+        subprocess.run(
+            [str(BIN / "flask"), "--app", "wsgi", "db", "upgrade"],
+            cwd=ROOT,
+            env=env,
+            check=True,
+            capture_output=True,
+        )
         buyers = make_buyers(database_url, args.orders)
 
         brokers = {"redis": f"redis://127.0.0.1:{redis_port}/1"}
@@ -325,29 +400,39 @@ def main():
             setup = Setup(tmp, database_url, redis, redis_port, url, buyers)
             for processes in (1, 2):
                 runs = []
-                setup.run(processes, min(500, args.orders))  # warm-up: connections, caches, JIT of plans
+                setup.run(
+                    processes, min(500, args.orders)
+                )  # warm-up: connections, caches, JIT of plans
                 for repetition in range(args.repetitions):
                     rate, cpu = setup.run(processes, args.orders)
-                    note(f"{broker}, {processes} worker process(es), run {repetition + 1}: {rate:,.0f} orders/s")
+                    note(
+                        f"{broker}, {processes} worker process(es), run {repetition + 1}: {rate:,.0f} orders/s"
+                    )
                     runs.append((rate, cpu))
                 runs.sort(key=lambda r: r[0])
                 results[broker, processes], usage[broker, processes] = runs[len(runs) // 2]
 
         for (broker, processes), rate in results.items():
-            print(f"orders_{broker}_{processes}_worker{'s' if processes > 1 else ''}: {rate:.0f} orders/s")
+            print(
+                f"orders_{broker}_{processes}_worker{'s' if processes > 1 else ''}: {rate:.0f} orders/s"
+            )
         for (broker, processes), cpu in usage.items():
             busy = ", ".join(f"{name} {share:.0%}" for name, share in cpu.items())
             print(f"cpu_{broker}_{processes}: {busy} of one core")
         for broker in brokers:
             print(f"ratio_2_vs_1_{broker}: {results[broker, 2] / results[broker, 1]:.2f}x")
         if "rabbitmq" in brokers:
-            print(f"ratio_rabbitmq_vs_redis_1_worker: {results['rabbitmq', 1] / results['redis', 1]:.2f}x")
+            print(
+                f"ratio_rabbitmq_vs_redis_1_worker: {results['rabbitmq', 1] / results['redis', 1]:.2f}x"
+            )
         headline = results["redis", 2] / results["redis", 1]
         if explain(usage["redis", 2]):
             verdict = "not a scaling gain: the second process did no work, the difference is run-to-run noise"
         else:
             verdict = f"target >= 1.5x: {'PASS' if headline >= 1.5 else 'FAIL'}"
-        print(f"scale (2 worker processes vs 1, PostgreSQL, Redis broker): {headline:.2f}x ({verdict})")
+        print(
+            f"scale (2 worker processes vs 1, PostgreSQL, Redis broker): {headline:.2f}x ({verdict})"
+        )
         return 0
     finally:
         for cleanup in reversed(cleanups):
@@ -361,13 +446,17 @@ def explain(two):
     """Say which resource saturates when a second worker process does not help; True if idle."""
     workers_two = [share for name, share in two.items() if name.startswith("worker")]
     total = sum(two.values())
-    print(f"why: with 2 worker processes the workers used {', '.join(f'{s:.0%}' for s in workers_two)} "
-          f"of a core, the PostgreSQL server {two['postgres']:.0%}, Redis {two['redis']:.0%} "
-          f"({total:.0%} of one core in all, on {os.cpu_count()} cores).")
+    print(
+        f"why: with 2 worker processes the workers used {', '.join(f'{s:.0%}' for s in workers_two)} "
+        f"of a core, the PostgreSQL server {two['postgres']:.0%}, Redis {two['redis']:.0%} "
+        f"({total:.0%} of one core in all, on {os.cpu_count()} cores)."
+    )
     if min(workers_two) < 0.10:
-        print("why: one worker process did all the work: the second never got a drain slot "
-              "(SECKILL_DRAIN_SLOTS below 2, or the backlog never exceeded SECKILL_BATCH_SIZE, so "
-              "no second order task was sent).")
+        print(
+            "why: one worker process did all the work: the second never got a drain slot "
+            "(SECKILL_DRAIN_SLOTS below 2, or the backlog never exceeded SECKILL_BATCH_SIZE, so "
+            "no second order task was sent)."
+        )
         return True
     if total > 0.8 * (os.cpu_count() or 1):
         print("why: the machine's cores are saturated (workers + PostgreSQL + Redis).")

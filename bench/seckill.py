@@ -65,10 +65,20 @@ def prepare(tmp):
     app = create_app()
     with app.app_context():
         now = utcnow()
-        db.session.execute(insert(User), [
-            {"username": f"bench{i}", "password_hash": "", "is_admin": False, "is_active": True,
-             "created_at": now, "updated_at": now} for i in range(USERS)
-        ])
+        db.session.execute(
+            insert(User),
+            [
+                {
+                    "username": f"bench{i}",
+                    "password_hash": "",
+                    "is_admin": False,
+                    "is_active": True,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                for i in range(USERS)
+            ],
+        )
         db.session.commit()
         user_ids = list(db.session.scalars(select(User.id).order_by(User.id)))
         serializer = app.session_interface.get_signing_serializer(app)
@@ -83,8 +93,13 @@ def prepare(tmp):
         users_file = tmp / "users.tsv"
         users_file.write_text("".join(f"{c}\t{t}\n" for c, t in credentials))
 
-        plan = {"admission": 1 + REPETITIONS, "sync_admission": 1 + REPETITIONS,
-                "refusal": 1, "burst": 1, "sync_burst": 1}
+        plan = {
+            "admission": 1 + REPETITIONS,
+            "sync_admission": 1 + REPETITIONS,
+            "refusal": 1,
+            "burst": 1,
+            "sync_burst": 1,
+        }
         sales = {}
         for phase, count in plan.items():
             for i in range(count):
@@ -92,8 +107,14 @@ def prepare(tmp):
                 db.session.add(course)
                 db.session.flush()
                 stock = BURST_STOCK if "burst" in phase else 1 if phase == "refusal" else BIG_STOCK
-                sale = Sale(course_id=course.id, price="9.90", total_stock=stock, remaining_stock=stock,
-                            start_at=now - timedelta(minutes=1), end_at=now + timedelta(hours=6))
+                sale = Sale(
+                    course_id=course.id,
+                    price="9.90",
+                    total_stock=stock,
+                    remaining_stock=stock,
+                    start_at=now - timedelta(minutes=1),
+                    end_at=now + timedelta(hours=6),
+                )
                 db.session.add(sale)
                 db.session.flush()
                 sales.setdefault(phase, []).append((course.id, sale.id))
@@ -107,9 +128,22 @@ def prepare(tmp):
 # -- wrk ----------------------------------------------------------------------------------------
 def wrk(url, path, users_file, course_id, seconds):
     done = subprocess.run(
-        [require_wrk(), f"-t{WRK_THREADS}", f"-c{WRK_CONNECTIONS}", f"-d{seconds}s", "-s", WRK_SCRIPT,
-         url + path, "--", str(users_file), str(course_id), path, str(WRK_THREADS)],
-        capture_output=True, text=True,
+        [
+            require_wrk(),
+            f"-t{WRK_THREADS}",
+            f"-c{WRK_CONNECTIONS}",
+            f"-d{seconds}s",
+            "-s",
+            WRK_SCRIPT,
+            url + path,
+            "--",
+            str(users_file),
+            str(course_id),
+            path,
+            str(WRK_THREADS),
+        ],
+        capture_output=True,
+        text=True,
     )
     if done.returncode:
         raise RuntimeError(f"wrk failed against {url}: {done.stdout}{done.stderr}")
@@ -118,7 +152,9 @@ def wrk(url, path, users_file, course_id, seconds):
     total = int(re.search(r"(\d+) requests in", output).group(1))
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
     return {
-        "rate": rate, "requests": total, "non_2xx": int(non_2xx.group(1)) if non_2xx else 0,
+        "rate": rate,
+        "requests": total,
+        "non_2xx": int(non_2xx.group(1)) if non_2xx else 0,
         "5xx": int(re.search(r"status_5xx: (\d+)", output).group(1)),
         "409": int(re.search(r"status_409: (\d+)", output).group(1)),
         "socket_errors": "Socket errors" in output,
@@ -156,8 +192,12 @@ def measure_baseline_and_admission(app, bare_url, url, users_file, sales):
 
             backlogs.append((services.sale_status(sale_id) or {}).get("queued"))
         settle(app, [sale_id])
-    return (statistics.median(r["rate"] for r in baseline_runs),
-            statistics.median(r["rate"] for r in admission_runs), admission_runs, backlogs)
+    return (
+        statistics.median(r["rate"] for r in baseline_runs),
+        statistics.median(r["rate"] for r in admission_runs),
+        admission_runs,
+        backlogs,
+    )
 
 
 def settle(app, sale_ids):
@@ -194,8 +234,12 @@ class Connection:
         if self.writer is None:
             self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
         data = json.dumps(body).encode() if body is not None else b""
-        head = [f"{method} {path} HTTP/1.1", f"Host: {self.host}:{self.port}", f"Cookie: session={cookie}",
-                f"Content-Length: {len(data)}"]
+        head = [
+            f"{method} {path} HTTP/1.1",
+            f"Host: {self.host}:{self.port}",
+            f"Cookie: session={cookie}",
+            f"Content-Length: {len(data)}",
+        ]
         if token:
             head += [f"X-CSRFToken: {token}", "Content-Type: application/json"]
         self.writer.write(("\r\n".join(head) + "\r\n\r\n").encode() + data)
@@ -250,13 +294,17 @@ async def burst(url, path, credentials, course_id, poll):
             index = queue.get_nowait()
             cookie, token = credentials[index]
             sent = time.monotonic()
-            status, body = await connection.request("POST", path, cookie, token, {"course_id": course_id})
+            status, body = await connection.request(
+                "POST", path, cookie, token, {"course_id": course_id}
+            )
             answered = time.monotonic() - sent
             if status == 409 and body.get("task_id"):
                 status = 200  # admitted by a first attempt whose answer the reset connection lost
             record = {"status": status, "answered": answered, "final": answered, "told": None}
             if status == 200 and poll:
-                record["told"], record["final"] = await follow(connection, index, cookie, body["task_id"], sent)
+                record["told"], record["final"] = await follow(
+                    connection, index, cookie, body["task_id"], sent
+                )
                 record["ticket"] = body["task_id"]
             elif status == 200:
                 record["told"] = body.get("success", "1")
@@ -283,7 +331,11 @@ def burst_checks(app, records, user_ids, sale_id, redis_url, uses_redis=True):
     from luffy.seckill import services
 
     with app.app_context():
-        orders = db.session.execute(select(Order.user_id).where(Order.sale_id == sale_id)).scalars().all()
+        orders = (
+            db.session.execute(select(Order.user_id).where(Order.sale_id == sale_id))
+            .scalars()
+            .all()
+        )
         sale = db.session.get(Sale, sale_id)
         remaining, total = sale.remaining_stock, sale.total_stock
     client = redis.Redis.from_url(redis_url)
@@ -293,7 +345,9 @@ def burst_checks(app, records, user_ids, sale_id, redis_url, uses_redis=True):
     checks = {
         "orders": len(orders),
         "expected_orders": min(total, len(records)),
-        "oversold": max(0, len(orders) - total) + (remaining < 0) + (stock is not None and int(stock) < 0),
+        "oversold": max(0, len(orders) - total)
+        + (remaining < 0)
+        + (stock is not None and int(stock) < 0),
         "duplicates": len(orders) - len(set(orders)),
         "lost": len(admitted ^ set(orders)) + len(told_bought ^ set(orders)),
         "5xx": sum(1 for r in records.values() if r["status"] >= 500 or r["told"] == "5xx"),
@@ -304,9 +358,15 @@ def burst_checks(app, records, user_ids, sale_id, redis_url, uses_redis=True):
     checks["other_statuses"] = sorted({r["status"] for r in odd})
     if odd:
         print(f"unexpected answers ({len(odd)}), e.g. {odd[0]}", file=sys.stderr)
-    checks["ok"] = (checks["oversold"] == 0 and checks["duplicates"] == 0 and checks["lost"] == 0
-                    and checks["5xx"] == 0 and checks["orders"] == checks["expected_orders"]
-                    and checks["db_stock_ok"] and checks["redis_stock_ok"])
+    checks["ok"] = (
+        checks["oversold"] == 0
+        and checks["duplicates"] == 0
+        and checks["lost"] == 0
+        and checks["5xx"] == 0
+        and checks["orders"] == checks["expected_orders"]
+        and checks["db_stock_ok"]
+        and checks["redis_stock_ok"]
+    )
     return checks
 
 
@@ -331,8 +391,12 @@ def admission_checks(app, sales, runs):
     from luffy.models import Order
 
     with app.app_context():
-        counts = {sale_id: db.session.scalar(select(func.count()).select_from(Order).where(Order.sale_id == sale_id))
-                  for _, sale_id in sales}
+        counts = {
+            sale_id: db.session.scalar(
+                select(func.count()).select_from(Order).where(Order.sale_id == sale_id)
+            )
+            for _, sale_id in sales
+        }
     admitted = sum(r["requests"] - r["non_2xx"] for r in runs)
     bad = sum(r["5xx"] for r in runs)
     return {"admitted": admitted, "orders": sum(counts.values()), "5xx": bad}
@@ -341,9 +405,23 @@ def admission_checks(app, sales, runs):
 def start_worker(env):
     log = open(Path(env["BENCH_TMP"]) / "worker.log", "wb")
     process = subprocess.Popen(
-        [str(BIN / "celery"), "-A", "tasks", "worker", "-l", "WARNING", "-n", "bench-seckill@%h",
-         "--without-gossip", "--without-mingle"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        [
+            str(BIN / "celery"),
+            "-A",
+            "tasks",
+            "worker",
+            "-l",
+            "WARNING",
+            "-n",
+            "bench-seckill@%h",
+            "--without-gossip",
+            "--without-mingle",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     return process
 
@@ -363,8 +441,12 @@ def stop(process):
 
 def cpu_seconds(process):
     """User + system CPU of a process and its children so far (from /proc), in seconds."""
-    pids = [process.pid] + [int(p) for p in subprocess.run(
-        ["ps", "-o", "pid=", "--ppid", str(process.pid)], capture_output=True, text=True).stdout.split()]
+    pids = [process.pid] + [
+        int(p)
+        for p in subprocess.run(
+            ["ps", "-o", "pid=", "--ppid", str(process.pid)], capture_output=True, text=True
+        ).stdout.split()
+    ]
     ticks = 0
     for pid in pids:
         try:
@@ -380,8 +462,10 @@ def note(text):
 
 
 def times_line(name, values):
-    return (f"{name}: p50 {percentile(values, 0.5) * 1000:.0f} ms, p99 {percentile(values, 0.99) * 1000:.0f} ms, "
-            f"max {max(values) * 1000:.0f} ms")
+    return (
+        f"{name}: p50 {percentile(values, 0.5) * 1000:.0f} ms, p99 {percentile(values, 0.99) * 1000:.0f} ms, "
+        f"max {max(values) * 1000:.0f} ms"
+    )
 
 
 def main():
@@ -389,7 +473,11 @@ def main():
     environment = Environment()
     worker = None
     try:
-        env = {**environment.env, "SECKILL_ADDRESS_RATE": "100000000", "BENCH_TMP": str(environment.tmp)}
+        env = {
+            **environment.env,
+            "SECKILL_ADDRESS_RATE": "100000000",
+            "BENCH_TMP": str(environment.tmp),
+        }
         os.environ.update(env)
         app, users_file, credentials, sales = prepare(environment.tmp)
         with app.app_context():
@@ -414,13 +502,16 @@ def main():
             wait_port(bare)
             worker_cpu = cpu_seconds(worker)
             baseline, admission, admission_runs, backlogs = measure_baseline_and_admission(
-                app, bare.url, server.url, users_file, sales["admission"])
+                app, bare.url, server.url, users_file, sales["admission"]
+            )
             worker_cpu = cpu_seconds(worker) - worker_cpu
             bare.stop()
             note(f"baseline {baseline:.0f} req/s, admission {admission:.0f} req/s {admission_runs}")
             refusal_course, refusal_sale = sales["refusal"][0]
             first = credentials[-1]
-            asyncio.run(burst(server.url, BUY, [first], refusal_course, poll=False))  # sells the 1 unit
+            asyncio.run(
+                burst(server.url, BUY, [first], refusal_course, poll=False)
+            )  # sells the 1 unit
             refusal, refusal_runs = measure_refusals(server.url, users_file, refusal_course)
             note(f"refusals {refusal:.0f} req/s {refusal_runs}")
             course_id, burst_sale = sales["burst"][0]
@@ -441,15 +532,21 @@ def main():
         server = LoggedGunicorn("bench.seckill_sync_app:app", env)
         try:
             wait_port(server)
-            sync_rate, sync_runs = measure_admission(server.url, SYNC_BUY, users_file, sales["sync_admission"])
+            sync_rate, sync_runs = measure_admission(
+                server.url, SYNC_BUY, users_file, sales["sync_admission"]
+            )
             note(f"sync admission {sync_rate:.0f} req/s {sync_runs}")
             sync_course, sync_sale = sales["sync_burst"][0]
             started = time.monotonic()
-            sync_records = asyncio.run(burst(server.url, SYNC_BUY, burst_credentials, sync_course, poll=False))
+            sync_records = asyncio.run(
+                burst(server.url, SYNC_BUY, burst_credentials, sync_course, poll=False)
+            )
             sync_seconds = time.monotonic() - started
         finally:
             server.stop()
-        sync_checks = burst_checks(app, sync_records, burst_users, sync_sale, env["REDIS_URL"], uses_redis=False)
+        sync_checks = burst_checks(
+            app, sync_records, burst_users, sync_sale, env["REDIS_URL"], uses_redis=False
+        )
 
         all_final = [r["final"] for r in records.values()]
         admitted_final = [r["final"] for r in records.values() if r["status"] == 200]
@@ -457,43 +554,68 @@ def main():
         # wrk stops counting at its deadline: up to one request per connection was still in
         # flight, admitted by the server but not counted by wrk.
         in_flight = WRK_CONNECTIONS * len(admission_runs)
-        admission_ok = (admitted["5xx"] == 0 and orders_done
-                        and admitted["admitted"] <= admitted["orders"] <= admitted["admitted"] + in_flight
-                        and all(r["non_2xx"] == 0 for r in admission_runs))
+        admission_ok = (
+            admitted["5xx"] == 0
+            and orders_done
+            and admitted["admitted"] <= admitted["orders"] <= admitted["admitted"] + in_flight
+            and all(r["non_2xx"] == 0 for r in admission_runs)
+        )
         refusal_ok = all(r["5xx"] == 0 and r["409"] == r["requests"] for r in refusal_runs)
 
         print(f"baseline_bare_flask: {baseline:.0f} req/s")
-        print(f"admission: {admission:.0f} req/s (each a first-time buyer admitted; {admitted['admitted']} "
-              f"admitted, {admitted['orders']} orders written{'' if admission_ok else ', FAIL'})")
+        print(
+            f"admission: {admission:.0f} req/s (each a first-time buyer admitted; {admitted['admitted']} "
+            f"admitted, {admitted['orders']} orders written{'' if admission_ok else ', FAIL'})"
+        )
         print(f"admission_vs_baseline: {admission / baseline:.2f} x (target >= {ADMISSION_TARGET})")
-        print(f"worker_cpu_during_admission: {worker_cpu:.1f} s for about {admitted['orders']} orders "
-              f"({worker_cpu / max(1, admitted['orders']) * 1e6:.0f} us per order)")
-        print(f"order_backlog_at_end_of_each_admission_run: {backlogs} buyers "
-              f"(the worker keeps up when these are a small part of a run's admissions)")
-        print(f"refusal_sold_out: {refusal:.0f} req/s{'' if refusal_ok else ' (FAIL: not all 409)'}")
+        print(
+            f"worker_cpu_during_admission: {worker_cpu:.1f} s for about {admitted['orders']} orders "
+            f"({worker_cpu / max(1, admitted['orders']) * 1e6:.0f} us per order)"
+        )
+        print(
+            f"order_backlog_at_end_of_each_admission_run: {backlogs} buyers "
+            f"(the worker keeps up when these are a small part of a run's admissions)"
+        )
+        print(
+            f"refusal_sold_out: {refusal:.0f} req/s{'' if refusal_ok else ' (FAIL: not all 409)'}"
+        )
         print(f"refusal_vs_baseline: {refusal / baseline:.2f} x (target >= {REFUSAL_TARGET})")
         print(f"sync_row_lock_admission: {sync_rate:.0f} req/s")
         print(f"admission_vs_sync_row_lock: {admission / sync_rate:.1f} x")
-        print(f"burst: S={BURST_STOCK} N={len(records)} in {burst_seconds:.1f} s, "
-              f"{checks['orders']} orders, oversold {checks['oversold']}, duplicates {checks['duplicates']}, "
-              f"lost {checks['lost']}, 5xx {checks['5xx']}, other {checks['other_statuses']} "
-              f"{'ok' if checks['ok'] else 'FAIL'}")
+        print(
+            f"burst: S={BURST_STOCK} N={len(records)} in {burst_seconds:.1f} s, "
+            f"{checks['orders']} orders, oversold {checks['oversold']}, duplicates {checks['duplicates']}, "
+            f"lost {checks['lost']}, 5xx {checks['5xx']}, other {checks['other_statuses']} "
+            f"{'ok' if checks['ok'] else 'FAIL'}"
+        )
         print(times_line("final_answer_all_buyers", all_final))
         print(times_line("final_answer_admitted_buyers", admitted_final))
-        print(f"sync_burst: S={BURST_STOCK} N={len(sync_records)} in {sync_seconds:.1f} s, "
-              f"{sync_checks['orders']} orders, oversold {sync_checks['oversold']}, duplicates "
-              f"{sync_checks['duplicates']}, lost {sync_checks['lost']}, 5xx {sync_checks['5xx']} "
-              f"{'ok' if sync_checks['ok'] else 'FAIL'}")
+        print(
+            f"sync_burst: S={BURST_STOCK} N={len(sync_records)} in {sync_seconds:.1f} s, "
+            f"{sync_checks['orders']} orders, oversold {sync_checks['oversold']}, duplicates "
+            f"{sync_checks['duplicates']}, lost {sync_checks['lost']}, 5xx {sync_checks['5xx']} "
+            f"{'ok' if sync_checks['ok'] else 'FAIL'}"
+        )
         print(times_line("sync_final_answer_all_buyers", sync_final))
-        print(f"reconciliation_after_run: {len(report['problems'])} problems, "
-              f"{sum(len(s['repaired']) for s in report['sales'])} repairs")
-        passed = (admission / baseline >= ADMISSION_TARGET and refusal / baseline >= REFUSAL_TARGET
-                  and admission_ok and refusal_ok and checks["ok"] and sync_checks["ok"]
-                  and not report["problems"])
-        print(f"headline: flash-sale admission = {admission / baseline:.2f}x bare Flask (target >= "
-              f"{ADMISSION_TARGET}x), refusals {refusal / baseline:.2f}x (>= {REFUSAL_TARGET}x), "
-              f"{admission / sync_rate:.1f}x the synchronous row-lock variant "
-              f"{'PASS' if passed else 'FAIL'}")
+        print(
+            f"reconciliation_after_run: {len(report['problems'])} problems, "
+            f"{sum(len(s['repaired']) for s in report['sales'])} repairs"
+        )
+        passed = (
+            admission / baseline >= ADMISSION_TARGET
+            and refusal / baseline >= REFUSAL_TARGET
+            and admission_ok
+            and refusal_ok
+            and checks["ok"]
+            and sync_checks["ok"]
+            and not report["problems"]
+        )
+        print(
+            f"headline: flash-sale admission = {admission / baseline:.2f}x bare Flask (target >= "
+            f"{ADMISSION_TARGET}x), refusals {refusal / baseline:.2f}x (>= {REFUSAL_TARGET}x), "
+            f"{admission / sync_rate:.1f}x the synchronous row-lock variant "
+            f"{'PASS' if passed else 'FAIL'}"
+        )
     except BaseException:
         for log in sorted(environment.tmp.glob("*.log")):
             tail = log.read_text(errors="replace").splitlines()[-15:]
@@ -520,14 +642,32 @@ class LoggedGunicorn(Gunicorn):
         while self.port in PORTS_TAKEN:
             self.port = free_port()
         PORTS_TAKEN.add(self.port)
-        self.env = {**env, "WEB_BIND": f"127.0.0.1:{self.port}", "WEB_CONCURRENCY": "2", "WEB_THREADS": "8"}
+        self.env = {
+            **env,
+            "WEB_BIND": f"127.0.0.1:{self.port}",
+            "WEB_CONCURRENCY": "2",
+            "WEB_THREADS": "8",
+        }
         self.log_path = Path(env["BENCH_TMP"]) / f"gunicorn-{app_path.replace(':', '-')}.log"
         self.process = subprocess.Popen(
             # --max-requests 0: no worker recycling (WEB_MAX_REQUESTS) inside a measured run;
             # the same flag for every server keeps the comparison fair.
-            [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "--access-logfile", "/dev/null",
-             "--error-logfile", str(self.log_path), "--max-requests", "0", app_path],
-            cwd=ROOT, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                str(BIN / "gunicorn"),
+                "-c",
+                "gunicorn.conf.py",
+                "--access-logfile",
+                "/dev/null",
+                "--error-logfile",
+                str(self.log_path),
+                "--max-requests",
+                "0",
+                app_path,
+            ],
+            cwd=ROOT,
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
             start_new_session=True,
         )
         self.url = f"http://127.0.0.1:{self.port}"

@@ -35,18 +35,29 @@ def buy_sync():
         session.rollback()
         raise ApiError(409, "秒杀未在进行中")
     taken = session.execute(
-        update(Sale).where(Sale.id == sale.id, Sale.remaining_stock > 0)
-        .values(remaining_stock=Sale.remaining_stock - 1).execution_options(synchronize_session=False)
+        update(Sale)
+        .where(Sale.id == sale.id, Sale.remaining_stock > 0)
+        .values(remaining_stock=Sale.remaining_stock - 1)
+        .execution_options(synchronize_session=False)
     ).rowcount
     if not taken:
         session.rollback()
         raise ApiError(409, "已售罄")
     try:
-        session.execute(insert(Order), [{
-            "ticket": request.headers.get("X-Request-Id") or f"sync-{sale.id}-{user_id}",
-            "user_id": user_id, "course_id": course_id, "sale_id": sale.id, "price": sale.price,
-            "state": Order.CREATED, "created_at": now,
-        }])
+        session.execute(
+            insert(Order),
+            [
+                {
+                    "ticket": request.headers.get("X-Request-Id") or f"sync-{sale.id}-{user_id}",
+                    "user_id": user_id,
+                    "course_id": course_id,
+                    "sale_id": sale.id,
+                    "price": sale.price,
+                    "state": Order.CREATED,
+                    "created_at": now,
+                }
+            ],
+        )
         session.commit()
     except IntegrityError:
         session.rollback()

@@ -43,9 +43,26 @@ class Worker:
         self.queue = queue
         self.hostname = f"{queue}-{uuid.uuid4().hex[:6]}@{os.uname().nodename}"
         self.process = subprocess.Popen(
-            [str(BIN / "celery"), "-A", app_module, "worker", "-c", "2", "-Q", queue,
-             "-n", self.hostname, "-l", "WARNING", "--without-gossip", "--without-mingle"],
-            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                str(BIN / "celery"),
+                "-A",
+                app_module,
+                "worker",
+                "-c",
+                "2",
+                "-Q",
+                queue,
+                "-n",
+                self.hostname,
+                "-l",
+                "WARNING",
+                "--without-gossip",
+                "--without-mingle",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
             start_new_session=True,
         )
 
@@ -113,8 +130,11 @@ def main():
     try:
         redis_url = f"redis://127.0.0.1:{environment.redis_port}"
         redis_results = f"{redis_url}/2"
-        env = {**environment.env, "BARE_RESULT_BACKEND": redis_results,
-               "CELERY_EXTRA_IMPORTS": "bench.luffy_tasks"}
+        env = {
+            **environment.env,
+            "BARE_RESULT_BACKEND": redis_results,
+            "CELERY_EXTRA_IMPORTS": "bench.luffy_tasks",
+        }
         os.environ.update(env)
         broker = redis.Redis.from_url(f"{redis_url}/1")
         import bare_celery
@@ -158,8 +178,10 @@ def main():
         print(f"round_trip_vs_bare: {luffy_latency / bare_latency:.2f} x (time; lower is better)")
         ratio = luffy_tps / bare_tps
         verdict = "PASS" if ratio >= TARGET else "FAIL"
-        print(f"headline: Luffy task throughput = {ratio:.2f}x bare Celery "
-              f"(target >= {TARGET}x) {verdict}")
+        print(
+            f"headline: Luffy task throughput = {ratio:.2f}x bare Celery "
+            f"(target >= {TARGET}x) {verdict}"
+        )
     finally:
         for worker in workers:
             worker.stop()

@@ -35,16 +35,17 @@ def configure_logging(app):
 
 
 def register_extensions(app):
-    from luffy import metrics, redis_store
+    from luffy import beat, metrics, redis_store
     from luffy.auth.login import init_login
-    from luffy import beat
     from luffy.extensions import cache, csrf, db, mail, migrate
     from luffy.home import banners
     from luffy.sessions import SignedCookieSessions
 
     app.session_interface = SignedCookieSessions()
     db.init_app(app)
-    migrate.init_app(app, db, render_as_batch=True, directory=str(Path(app.root_path).parent / "migrations"))
+    migrate.init_app(
+        app, db, render_as_batch=True, directory=str(Path(app.root_path).parent / "migrations")
+    )
     cache.init_app(app)
     mail.init_app(app)
     csrf.init_app(app)
@@ -65,8 +66,16 @@ def register_blueprints(app):
     from luffy.seckill import bp as seckill_bp
     from luffy.tasks_api import bp as tasks_api_bp
 
-    for blueprint in (home_bp, auth_bp, health_bp, media_bp, tasks_api_bp, notify_bp, monitoring_bp,
-                      seckill_bp):
+    for blueprint in (
+        home_bp,
+        auth_bp,
+        health_bp,
+        media_bp,
+        tasks_api_bp,
+        notify_bp,
+        monitoring_bp,
+        seckill_bp,
+    ):
         app.register_blueprint(blueprint)
 
 

@@ -62,8 +62,11 @@ def _claim_window(throttle_key, window, subject, body):
         if claimed:
             return int(redis.getset(_key(throttle_key, "count"), 0) or 1)
         # Suppressed: keep the latest details and make sure a summary follows the window.
-        redis.set(_key(throttle_key, "last"), json.dumps({"subject": subject, "body": body}),
-                  ex=window * 10)
+        redis.set(
+            _key(throttle_key, "last"),
+            json.dumps({"subject": subject, "body": body}),
+            ex=window * 10,
+        )
         if redis.set(_key(throttle_key, "summary"), "1", nx=True, ex=window):
             _schedule_summary(throttle_key, redis.ttl(_key(throttle_key, "window")))
         return None
@@ -89,8 +92,7 @@ def _schedule_summary(throttle_key, seconds_left):
 def _mail(recipients, subject, body, count, window):
     if count > 1:
         subject = f"{subject}（共 {count} 次）"
-        body = (f"自上一封提醒以来共发生 {count} 次（每 {window} 秒最多一封提醒邮件）。\n\n"
-                + body)
+        body = f"自上一封提醒以来共发生 {count} 次（每 {window} 秒最多一封提醒邮件）。\n\n" + body
     try:
         send_mail(f"[路飞学城告警] {subject}", recipients, body)
     except Exception as error:

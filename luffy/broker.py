@@ -26,7 +26,9 @@ def quick_connection(timeout=TIMEOUT_SECONDS):
     """A broker connection for writing with ``timeout`` on connect and on every socket call."""
     celery_app = current_app.extensions["celery"]
     options = {"socket_timeout": timeout, "socket_connect_timeout": timeout, "max_retries": 0}
-    with celery_app.connection_for_write(connect_timeout=timeout, transport_options=options) as connection:
+    with celery_app.connection_for_write(
+        connect_timeout=timeout, transport_options=options
+    ) as connection:
         yield connection
 
 
@@ -35,12 +37,17 @@ def publish(task, args=(), kwargs=None, **options):
     celery_app = current_app.extensions["celery"]
     with quick_connection() as connection:
         # The transport's own errors (redis-py's, py-amqp's) besides kombu's and the socket's.
-        broker_errors = (OperationalError, OSError, *connection.connection_errors,
-                         *connection.channel_errors)
+        broker_errors = (
+            OperationalError,
+            OSError,
+            *connection.connection_errors,
+            *connection.channel_errors,
+        )
         try:
             if isinstance(task, str):
-                return celery_app.send_task(task, args, kwargs, connection=connection,
-                                            retry=False, **options)
+                return celery_app.send_task(
+                    task, args, kwargs, connection=connection, retry=False, **options
+                )
             return task.apply_async(args, kwargs, connection=connection, retry=False, **options)
         except broker_errors as error:
             # Logged with the traceback: kombu counts some plain bugs (a KeyError) as

@@ -1,7 +1,7 @@
 """Celery bound to the Flask app: settings from ``app.config["CELERY"]``, tasks run in the app context."""
 
 import logging
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from celery import Celery, Task
 
@@ -38,7 +38,10 @@ class FlaskTask(Task):
     def on_retry(self, exc, task_id, args, kwargs, einfo):
         log.warning(
             "Task %s[%s] will retry (attempt %s): %r",
-            self.name, task_id, (self.request.retries or 0) + 1, exc,
+            self.name,
+            task_id,
+            (self.request.retries or 0) + 1,
+            exc,
         )
 
     def on_failure(self, exc, task_id, args, kwargs, einfo):
@@ -74,7 +77,7 @@ class FlaskTask(Task):
 
 
 def _now():
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def failure_report(task, exc, task_id, args, kwargs, einfo):

@@ -15,7 +15,7 @@ the admin can see and revoke it before it runs.
 import logging
 import os
 import threading
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from celery import states
 from celery.backends.base import BaseBackend
@@ -35,13 +35,13 @@ CLEANUP_BATCH_SIZE = 1000
 
 
 def _now():
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _aware(moment):
     """SQLite hands back naive datetimes; they are UTC."""
     if moment is not None and moment.tzinfo is None:
-        return moment.replace(tzinfo=timezone.utc)
+        return moment.replace(tzinfo=UTC)
     return moment
 
 
@@ -165,9 +165,7 @@ class DatabaseBackend(BaseBackend):
     def task_result_exists(self, task_id):
         def exists():
             with Session(self.engine) as session:
-                found = session.scalar(
-                    select(TaskResult.id).where(TaskResult.task_id == task_id)
-                )
+                found = session.scalar(select(TaskResult.id).where(TaskResult.task_id == task_id))
                 return found is not None
 
         return self._ensure_retryable(exists)
@@ -247,8 +245,13 @@ class DatabaseBackend(BaseBackend):
                 return
             session.add(
                 TaskResult(
-                    task_id=task_id, task_name=name, state=states.PENDING, created_at=_now(),
-                    args=self.encode(list(args)), kwargs=self.encode(kwargs), queue=queue,
+                    task_id=task_id,
+                    task_name=name,
+                    state=states.PENDING,
+                    created_at=_now(),
+                    args=self.encode(list(args)),
+                    kwargs=self.encode(kwargs),
+                    queue=queue,
                     retries=0,
                 )
             )
@@ -264,14 +267,16 @@ def record_delayed_task(sender=None, body=None, headers=None, routing_key=None, 
     if not headers or not headers.get("eta") or headers.get("retries"):
         return
     from celery import current_app
-    from flask import current_app as flask_app, has_app_context
+    from flask import current_app as flask_app
+    from flask import has_app_context
 
     try:
         celery_app = flask_app.extensions["celery"] if has_app_context() else current_app
         if not isinstance(celery_app.backend, DatabaseBackend):
             return
         args, kwargs = (body[0], body[1]) if isinstance(body, (list, tuple)) else ([], {})
-        celery_app.backend.record_pending(headers["id"], headers.get("task"), args, kwargs,
-                                          routing_key)
+        celery_app.backend.record_pending(
+            headers["id"], headers.get("task"), args, kwargs, routing_key
+        )
     except Exception:  # never stop the task from being sent
         log.warning("Could not record the delayed task %s", headers.get("id"), exc_info=True)

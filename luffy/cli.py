@@ -15,8 +15,18 @@ DEMO_BANNERS = [
     ("数据分析与可视化", "/static/img/banners/data.svg", "/", 4),
 ]
 DEMO_COURSES = [
-    ("Python 全栈开发", "3999.00", "/static/img/courses/python.svg", "从零开始，系统学习 Python Web 全栈开发。"),
-    ("Linux 运维实战", "1999.00", "/static/img/courses/linux.svg", "掌握 Linux 系统管理与自动化运维。"),
+    (
+        "Python 全栈开发",
+        "3999.00",
+        "/static/img/courses/python.svg",
+        "从零开始，系统学习 Python Web 全栈开发。",
+    ),
+    (
+        "Linux 运维实战",
+        "1999.00",
+        "/static/img/courses/linux.svg",
+        "掌握 Linux 系统管理与自动化运维。",
+    ),
     ("Go 语言入门", "999.00", "/static/img/courses/go.svg", "用 Go 写出高并发的网络服务。"),
 ]
 DEMO_USERS = [
@@ -38,7 +48,9 @@ def seed_demo_data():
             added["users"] += 1
     if not db.session.scalar(select(func.count()).select_from(Course)):
         for name, price, cover, description in DEMO_COURSES:
-            db.session.add(Course(name=name, price=price, cover_image=cover, description=description))
+            db.session.add(
+                Course(name=name, price=price, cover_image=cover, description=description)
+            )
             added["courses"] += 1
     if not db.session.scalar(select(func.count()).select_from(Banner)):
         for title, image, link, orders in DEMO_BANNERS:
@@ -76,7 +88,9 @@ def init_app(app):
         if email:
             owner = db.session.scalar(select(User).where(User.email == email))
             if owner is not None and owner is not user:
-                raise click.BadParameter(f"already used by user {owner.username!r}", param_hint="--email")
+                raise click.BadParameter(
+                    f"already used by user {owner.username!r}", param_hint="--email"
+                )
         if user is None:
             user = User(username=username, email=email)
             db.session.add(user)

@@ -46,17 +46,26 @@ def claim(task):
         state = redis.get(key)
         seconds_left = redis.ttl(key)
     except RedisError as error:
-        log.warning("Redis unavailable, running delayed task %s unguarded: %s", task.request.id, error)
+        log.warning(
+            "Redis unavailable, running delayed task %s unguarded: %s", task.request.id, error
+        )
         return
     if state == DONE:
         log.info("Skipped a second delivery of delayed task %s[%s].", task.name, task.request.id)
         raise Ignore()
-    log.info("Delayed task %s[%s] is claimed by another run; checking again in %ss.",
-             task.name, task.request.id, seconds_left)
+    log.info(
+        "Delayed task %s[%s] is claimed by another run; checking again in %ss.",
+        task.name,
+        task.request.id,
+        seconds_left,
+    )
     queue = (task.request.delivery_info or {}).get("routing_key")
     task.apply_async(
-        task.request.args, task.request.kwargs, task_id=task.request.id,
-        countdown=min(max(1, seconds_left), RECHECK_SECONDS) + 1, queue=queue,
+        task.request.args,
+        task.request.kwargs,
+        task_id=task.request.id,
+        countdown=min(max(1, seconds_left), RECHECK_SECONDS) + 1,
+        queue=queue,
         headers=_headers_to_keep(task),
     )
     raise Ignore()

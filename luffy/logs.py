@@ -3,11 +3,19 @@
 import json
 import logging
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 # gunicorn's access-log atoms worth a field of their own (glogging.Logger.atoms).
-ACCESS_FIELDS = {"h": "remote", "m": "method", "U": "path", "q": "query", "s": "status",
-                 "B": "bytes", "M": "duration_ms", "a": "user_agent"}
+ACCESS_FIELDS = {
+    "h": "remote",
+    "m": "method",
+    "U": "path",
+    "q": "query",
+    "s": "status",
+    "B": "bytes",
+    "M": "duration_ms",
+    "a": "user_agent",
+}
 
 
 class JsonFormatter(logging.Formatter):
@@ -20,7 +28,7 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record):
         entry = {
-            "ts": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname,
             "logger": record.name,
             "msg": record.getMessage(),

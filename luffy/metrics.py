@@ -31,7 +31,9 @@ log = logging.getLogger(__name__)
 
 def field_for(name, labels):
     """The Redis hash field of one counter: its name and (sorted) label pairs, as JSON."""
-    return json.dumps([name, [list(pair) for pair in labels]], ensure_ascii=False, separators=(",", ":"))
+    return json.dumps(
+        [name, [list(pair) for pair in labels]], ensure_ascii=False, separators=(",", ":")
+    )
 
 
 def parse_field(field):
@@ -144,7 +146,9 @@ def counters_for(app=None):
 def count(name, labels=None, n=1):
     """Add ``n`` to the counter ``name`` with ``labels`` (a dict of short strings). Never raises."""
     context = _cv_app.get(None)  # counters_for() inlined: this runs on every banner request
-    counters = context.app.extensions.get("luffy_metrics", _default) if context is not None else _default
+    counters = (
+        context.app.extensions.get("luffy_metrics", _default) if context is not None else _default
+    )
     if counters is not None:
         counters.add(name, labels, n)
 
@@ -161,6 +165,7 @@ def init_app(app):
 # -- Celery task counts -----------------------------------------------------------------------
 # Task signals run outside the task's app context (PITFALLS 1), so the handlers find the
 # counters through the Celery app that made the task.
+
 
 def _counters_of_task(task):
     flask_app = getattr(getattr(task, "app", None), "flask_app", None)

@@ -26,8 +26,11 @@ class TimedPayloads:
         self.signer = signer = signers[0]
         # Anything but one HMAC timestamp signer (fallback signers, another algorithm, a digest
         # that hashlib cannot name) is left to itsdangerous itself.
-        self.exact = (len(signers) == 1 and type(signer) is TimestampSigner
-                      and type(signer.algorithm) is HMACAlgorithm)
+        self.exact = (
+            len(signers) == 1
+            and type(signer) is TimestampSigner
+            and type(signer.algorithm) is HMACAlgorithm
+        )
         if self.exact:
             self.sep = signer.sep.encode() if isinstance(signer.sep, str) else signer.sep
             self.keys = [signer.derive_key(key) for key in reversed(signer.secret_keys)]
@@ -53,11 +56,15 @@ class TimedPayloads:
             signed_at = bytes_to_int(base64_decode(timestamp))
         except Exception:  # not text, bad base64, a timestamp longer than 8 bytes
             return None
-        if not any(hmac.compare_digest(hmac.digest(key, value, self.digest), signature)
-                   for key in self.keys):
+        if not any(
+            hmac.compare_digest(hmac.digest(key, value, self.digest), signature)
+            for key in self.keys
+        ):
             return None
         try:
-            self.signer.timestamp_to_datetime(signed_at)  # itsdangerous refuses a date it cannot hold
+            self.signer.timestamp_to_datetime(
+                signed_at
+            )  # itsdangerous refuses a date it cannot hold
         except (ValueError, OSError, OverflowError):
             return None
         if max_age is not None:
@@ -81,4 +88,3 @@ def digest_name(algorithm):
     except (AttributeError, TypeError, ValueError):
         pass
     return None
-

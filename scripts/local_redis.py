@@ -48,8 +48,17 @@ def start_redis(port, data_dir, host="127.0.0.1"):
     Path(data_dir).mkdir(parents=True, exist_ok=True)
     process = subprocess.Popen(
         [
-            redis_server_binary(), "--port", str(port), "--bind", host,
-            "--save", "", "--appendonly", "no", "--dir", str(data_dir),
+            redis_server_binary(),
+            "--port",
+            str(port),
+            "--bind",
+            host,
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(data_dir),
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

@@ -17,7 +17,9 @@ def database_problem(url):
     from config import sqlalchemy_url
 
     try:
-        engine = create_engine(sqlalchemy_url(url), connect_args={"connect_timeout": TIMEOUT_SECONDS})
+        engine = create_engine(
+            sqlalchemy_url(url), connect_args={"connect_timeout": TIMEOUT_SECONDS}
+        )
         with engine.connect() as conn:
             conn.execute(text("SELECT 1"))
         engine.dispose()
@@ -42,8 +44,10 @@ def main(database_url, broker_url):
     for problem in problems:
         print(f"make test-prod SKIPPED: {problem}.")
     if problems:
-        print("Start PostgreSQL and RabbitMQ (or set TEST_PROD_DATABASE_URL / TEST_PROD_BROKER_URL) "
-              "to run the production matrix.")
+        print(
+            "Start PostgreSQL and RabbitMQ (or set TEST_PROD_DATABASE_URL / TEST_PROD_BROKER_URL) "
+            "to run the production matrix."
+        )
         return 1
     return 0
 

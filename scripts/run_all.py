@@ -16,8 +16,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from config import Config, web_server_settings  # noqa: E402
+import contextlib
+
 from local_redis import answers, local_redis_address, start_redis  # noqa: E402
+
+from config import Config, web_server_settings  # noqa: E402
 
 BIN = Path(sys.executable).parent
 STOP_GRACE_SECONDS = 15
@@ -30,7 +33,10 @@ class Supervisor:
 
     def start(self, name, argv, quiet=False):
         process = subprocess.Popen(
-            argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            argv,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group: we stop it and its children
         )
         self.children[name] = process
@@ -62,20 +68,16 @@ class Supervisor:
             signal_group(process, signal.SIGTERM)
         deadline = time.monotonic() + STOP_GRACE_SECONDS
         for process in self.children.values():
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 process.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                pass
         for process in self.children.values():
             signal_group(process, signal.SIGKILL)  # whatever is left, children included
             process.wait()
 
 
 def signal_group(process, signum):
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(process.pid, signum)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def flask(*args):
@@ -92,7 +94,9 @@ def main():
         for url in (config.REDIS_URL, config.CELERY["broker_url"]):
             address = local_redis_address(url)
             if address and address[1] not in started_ports and not answers(*address):
-                print(f"No Redis answers at {address[0]}:{address[1]}; starting one from the virtualenv.")
+                print(
+                    f"No Redis answers at {address[0]}:{address[1]}; starting one from the virtualenv."
+                )
                 process = start_redis(address[1], ROOT / "instance" / "redis", host="127.0.0.1")
                 supervisor.adopt("redis", process)
                 started_ports.add(address[1])

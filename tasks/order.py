@@ -4,12 +4,19 @@ from celery import shared_task
 
 from luffy.sms import SmsError
 
-SMS_CODE_TEXT = "【路飞学城】您的验证码是 {code}，{minutes} 分钟内有效。如非本人操作，请忽略本短信。"
+SMS_CODE_TEXT = (
+    "【路飞学城】您的验证码是 {code}，{minutes} 分钟内有效。如非本人操作，请忽略本短信。"
+)
 
 
 @shared_task(
-    name="tasks.order.send_sms", bind=True, autoretry_for=(SmsError,), retry_backoff=2,
-    retry_backoff_max=300, retry_jitter=True, max_retries=5,
+    name="tasks.order.send_sms",
+    bind=True,
+    autoretry_for=(SmsError,),
+    retry_backoff=2,
+    retry_backoff_max=300,
+    retry_jitter=True,
+    max_retries=5,
 )
 def send_sms(self, mobile, code):
     """Text the verification ``code`` to ``mobile`` through the configured SMS backend."""

@@ -15,8 +15,12 @@ MAX_RETRIES = 10
 
 
 @shared_task(
-    name="tasks.seckill.create_order", bind=True, acks_late=True, reject_on_worker_lost=True,
-    ignore_result=True, max_retries=MAX_RETRIES,
+    name="tasks.seckill.create_order",
+    bind=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    ignore_result=True,
+    max_retries=MAX_RETRIES,
 )
 def create_order(self, ticket_id=None):
     """Create the order of the admitted buyer ``ticket_id`` and of every other buyer waiting.
@@ -45,14 +49,20 @@ def create_order(self, ticket_id=None):
             orders.give_up(f"{type(error).__name__}: {error}")
             raise
         log.warning("Flash-sale orders postponed (%s); retrying.", error)
-        raise self.retry(exc=error, countdown=min(60, 2 ** self.request.retries))
+        raise self.retry(exc=error, countdown=min(60, 2**self.request.retries))
     bought = sum(1 for o in outcomes if o.code == "1")
     return {"bought": bought, "failed": len(outcomes) - bought}
 
 
 @shared_task(
-    name="tasks.seckill.notify_buyer", bind=True, acks_late=True, autoretry_for=(SmsError,),
-    retry_backoff=2, retry_backoff_max=300, retry_jitter=True, max_retries=5,
+    name="tasks.seckill.notify_buyer",
+    bind=True,
+    acks_late=True,
+    autoretry_for=(SmsError,),
+    retry_backoff=2,
+    retry_backoff_max=300,
+    retry_jitter=True,
+    max_retries=5,
 )
 def notify_buyer(self, order_id):
     """Text (and mail) the buyer of ``order_id`` that the flash sale succeeded; once each."""

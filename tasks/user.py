@@ -19,12 +19,16 @@ def add(x, y):
 
 
 @shared_task(
-    name="tasks.user.send_email", bind=True,
+    name="tasks.user.send_email",
+    bind=True,
     # Connection refused, timeouts, 4xx replies: try again later, waiting longer each time
     # (about 5, 10, 20 ... s, capped at 10 min, with jitter so a queue of mails spreads out).
     autoretry_for=(smtplib.SMTPException, OSError),
     dont_autoretry_for=(smtplib.SMTPRecipientsRefused, smtplib.SMTPSenderRefused),
-    retry_backoff=5, retry_backoff_max=600, retry_jitter=True, max_retries=8,
+    retry_backoff=5,
+    retry_backoff_max=600,
+    retry_jitter=True,
+    max_retries=8,
 )
 def send_email(self, to, subject, template="notice", context=None):
     """Mail ``templates/mail/<template>.html`` and ``.txt``, rendered with ``context``, to ``to``."""

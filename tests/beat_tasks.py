@@ -15,9 +15,14 @@ from luffy.redis_store import get_redis
 @shared_task(name="tests.beat_probe", bind=True)
 def beat_probe(self, tag):
     """Append {"at", "periodic_task_name", "id"} to ``luffy:test:beat:<tag>``."""
-    get_redis().rpush(f"luffy:test:beat:{tag}", json.dumps({
-        "at": time.time(),
-        "periodic_task_name": getattr(self.request, "periodic_task_name", None),
-        "id": self.request.id,
-    }))
+    get_redis().rpush(
+        f"luffy:test:beat:{tag}",
+        json.dumps(
+            {
+                "at": time.time(),
+                "periodic_task_name": getattr(self.request, "periodic_task_name", None),
+                "id": self.request.id,
+            }
+        ),
+    )
     return tag

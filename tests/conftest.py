@@ -210,7 +210,9 @@ def users(app):
         }
 
 
-CSRF_INPUT = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"|value="([^"]+)"[^>]*name="csrf_token"')
+CSRF_INPUT = re.compile(
+    r'name="csrf_token"[^>]*value="([^"]+)"|value="([^"]+)"[^>]*name="csrf_token"'
+)
 
 
 def csrf_token_from(html):
@@ -251,14 +253,27 @@ def start_worker(app, *extra_args, name=None, env=None):
     """A real ``celery -A tasks worker`` subprocess, returned once it answers a ping."""
     name = name or f"test-{uuid.uuid4().hex[:6]}@%h"
     argv = [
-        str(BIN / "celery"), "-A", "tasks", "worker", "-l", "INFO", "-n", name,
-        "--without-gossip", "--without-mingle", *extra_args,
+        str(BIN / "celery"),
+        "-A",
+        "tasks",
+        "worker",
+        "-l",
+        "INFO",
+        "-n",
+        name,
+        "--without-gossip",
+        "--without-mingle",
+        *extra_args,
     ]
     log_path = RUNTIME["tmp"] / f"worker-{uuid.uuid4().hex[:6]}.log"
     log_file = open(log_path, "wb")
     process = subprocess.Popen(
-        argv, cwd=ROOT, env={**os.environ, **(env or {})}, stdout=log_file,
-        stderr=subprocess.STDOUT, start_new_session=True,
+        argv,
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     process.log_path = log_path
     celery_app = app.extensions["celery"]

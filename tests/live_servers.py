@@ -1,5 +1,6 @@
 """Helpers that run Luffy's real entry points (gunicorn, celery worker, celery beat) as processes."""
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -21,7 +22,11 @@ class LiveProcess:
         self.log_path = Path(log_path)
         self._log = open(self.log_path, "wb")
         self.process = subprocess.Popen(
-            argv, cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT,
+            argv,
+            cwd=ROOT,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
 
@@ -36,10 +41,8 @@ class LiveProcess:
         return self.process.poll() is None
 
     def stop(self, sig=signal.SIGTERM, timeout=20):
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, sig)
-        except ProcessLookupError:
-            pass
         try:
             self.process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -61,11 +64,16 @@ def environment(**overrides):
 
 def start_gunicorn(port, log_dir, env, workers=2, threads=4):
     """``gunicorn -c gunicorn.conf.py wsgi:app`` on 127.0.0.1:``port``, once it answers HTTP."""
-    env = {**env, "WEB_BIND": f"127.0.0.1:{port}", "WEB_CONCURRENCY": str(workers),
-           "WEB_THREADS": str(threads)}
+    env = {
+        **env,
+        "WEB_BIND": f"127.0.0.1:{port}",
+        "WEB_CONCURRENCY": str(workers),
+        "WEB_THREADS": str(threads),
+    }
     server = LiveProcess(
         [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "wsgi:app"],
-        Path(log_dir) / f"gunicorn-{uuid.uuid4().hex[:6]}.log", env,
+        Path(log_dir) / f"gunicorn-{uuid.uuid4().hex[:6]}.log",
+        env,
     )
     server.url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
@@ -85,7 +93,8 @@ def start_celery(kind, log_dir, env, *args):
     """``celery -A tasks <kind> ...`` (worker or beat); the caller waits for what it needs."""
     return LiveProcess(
         [str(BIN / "celery"), "-A", "tasks", kind, "-l", "INFO", *args],
-        Path(log_dir) / f"{kind}-{uuid.uuid4().hex[:6]}.log", env,
+        Path(log_dir) / f"{kind}-{uuid.uuid4().hex[:6]}.log",
+        env,
     )
 
 

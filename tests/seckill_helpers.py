@@ -28,8 +28,12 @@ def add_sale(app, stock, starts_in=-60, ends_in=3600, course_name="秒杀课程"
             db.session.flush()
         now = utcnow()
         sale = Sale(
-            course_id=course.id, price=price, total_stock=stock, remaining_stock=stock,
-            start_at=now + timedelta(seconds=starts_in), end_at=now + timedelta(seconds=ends_in),
+            course_id=course.id,
+            price=price,
+            total_stock=stock,
+            remaining_stock=stock,
+            start_at=now + timedelta(seconds=starts_in),
+            end_at=now + timedelta(seconds=ends_in),
         )
         db.session.add(sale)
         db.session.commit()
@@ -40,13 +44,25 @@ def add_sale(app, stock, starts_in=-60, ends_in=3600, course_name="秒杀课程"
 def add_buyers(app, count, prefix="buyer", **fields):
     """``count`` users (no password: they get a session cookie directly); returns their ids."""
     with app.app_context():
-        rows = [{"username": f"{prefix}{i}", "password_hash": "", "is_admin": False, "is_active": True,
-                 "created_at": utcnow(), "updated_at": utcnow(), **fields} for i in range(count)]
+        rows = [
+            {
+                "username": f"{prefix}{i}",
+                "password_hash": "",
+                "is_admin": False,
+                "is_active": True,
+                "created_at": utcnow(),
+                "updated_at": utcnow(),
+                **fields,
+            }
+            for i in range(count)
+        ]
         db.session.execute(insert(User), rows)
         db.session.commit()
-        return list(db.session.scalars(
-            select(User.id).where(User.username.like(f"{prefix}%")).order_by(User.id)
-        ))
+        return list(
+            db.session.scalars(
+                select(User.id).where(User.username.like(f"{prefix}%")).order_by(User.id)
+            )
+        )
 
 
 def session_for(app, user_id):
@@ -105,9 +121,11 @@ def wait_until(predicate, timeout=60, interval=0.1, message="condition"):
 
 def orders_of(app, sale_id):
     with app.app_context():
-        return dict(db.session.execute(
-            select(Order.user_id, Order.ticket).where(Order.sale_id == sale_id)
-        ).all())
+        return dict(
+            db.session.execute(
+                select(Order.user_id, Order.ticket).where(Order.sale_id == sale_id)
+            ).all()
+        )
 
 
 def remaining(app, sale_id):
@@ -117,12 +135,18 @@ def remaining(app, sale_id):
 
 def order_count(app, sale_id):
     with app.app_context():
-        return db.session.scalar(select(func.count()).select_from(Order).where(Order.sale_id == sale_id))
+        return db.session.scalar(
+            select(func.count()).select_from(Order).where(Order.sale_id == sale_id)
+        )
 
 
 def redis_state(redis_client, sale_id):
-    stock, total, queued = redis_client.hmget(services.sale_key(sale_id), "stock", "total", "queued")
-    buyers = {int(k): v.decode() for k, v in redis_client.hgetall(services.buyers_key(sale_id)).items()}
+    stock, total, queued = redis_client.hmget(
+        services.sale_key(sale_id), "stock", "total", "queued"
+    )
+    buyers = {
+        int(k): v.decode() for k, v in redis_client.hgetall(services.buyers_key(sale_id)).items()
+    }
     return {
         "stock": None if stock is None else int(stock),
         "total": None if total is None else int(total),
@@ -156,7 +180,8 @@ class DatabaseHold:
         with self.app.app_context():
             self.connection = db.engine.connect()
         self.connection.execute(
-            text("UPDATE sales SET remaining_stock = remaining_stock WHERE id = :id"), {"id": self.sale_id}
+            text("UPDATE sales SET remaining_stock = remaining_stock WHERE id = :id"),
+            {"id": self.sale_id},
         )
         return self
 

@@ -8,8 +8,9 @@ from conftest import start_worker, stop_worker
 
 def fail(app, tag, queue=None):
     options = {"queue": queue} if queue else {}
-    return app.extensions["celery"].send_task("tests.fails", args=[tag], kwargs={"why": "test"},
-                                              **options)
+    return app.extensions["celery"].send_task(
+        "tests.fails", args=[tag], kwargs={"why": "test"}, **options
+    )
 
 
 def test_a_failing_task_mails_an_alert_with_the_traceback(app, worker, mailbox):
@@ -18,8 +19,14 @@ def test_a_failing_task_mails_an_alert_with_the_traceback(app, worker, mailbox):
     body = message.get_content()
     assert message.envelope_to == ["ops@luffy.test"]
     assert "tests.fails" in message["Subject"]
-    for expected in (result.id, "['alert']", "{'why': 'test'}", "RuntimeError: boom alert",
-                     "Traceback (most recent call last)", worker.hostname):
+    for expected in (
+        result.id,
+        "['alert']",
+        "{'why': 'test'}",
+        "RuntimeError: boom alert",
+        "Traceback (most recent call last)",
+        worker.hostname,
+    ):
         assert expected in body, expected
 
 
@@ -31,15 +38,18 @@ def test_many_failures_make_one_mail_per_window(app, worker, mailbox):
     assert len([m for m in mailbox.messages if "tests.fails" in m["Subject"]]) == 1
 
 
-def test_a_throttled_burst_is_counted_in_the_summary_after_the_window(app, worker, mailbox,
-                                                                     monkeypatch):
+def test_a_throttled_burst_is_counted_in_the_summary_after_the_window(
+    app, worker, mailbox, monkeypatch
+):
     """1,000 alerts in a burst: one mail at once, then one summary counting the other 999."""
     from luffy.alerts import send_alert
 
     monkeypatch.setitem(app.config, "ALERT_THROTTLE_SECONDS", 2)
     with app.app_context():
-        sent = [send_alert("对账不一致", f"sale 7 mismatch #{i}", throttle_key="reconcile:7")
-                for i in range(1000)]
+        sent = [
+            send_alert("对账不一致", f"sale 7 mismatch #{i}", throttle_key="reconcile:7")
+            for i in range(1000)
+        ]
     assert sent.count(True) == 1
     first, summary = mailbox.wait_for(2, timeout=30)
     assert "reconcile" not in first["Subject"] and "对账不一致" in first["Subject"]
@@ -69,8 +79,14 @@ def test_alert_smtp_down_is_logged_and_the_worker_survives(app):
     silent.bind(("127.0.0.1", 0))
     silent.listen(16)
     queue = "smtp-down-test"
-    process = start_worker(app, "-c", "1", "-Q", queue, env={
-        "MAIL_PORT": str(silent.getsockname()[1]), "MAIL_TIMEOUT": "1"})
+    process = start_worker(
+        app,
+        "-c",
+        "1",
+        "-Q",
+        queue,
+        env={"MAIL_PORT": str(silent.getsockname()[1]), "MAIL_TIMEOUT": "1"},
+    )
     try:
         celery_app = app.extensions["celery"]
         for i in range(3):

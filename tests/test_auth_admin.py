@@ -1,7 +1,6 @@
 """Login, logout, CSRF, and the admin's access rule."""
 
 import pytest
-
 from conftest import csrf_token_from, login
 
 ADMIN_URLS = ["/admin/", "/admin/banner/", "/admin/banner/new/", "/admin/course/", "/admin/user/"]
@@ -18,7 +17,9 @@ def test_login_and_logout(app, users):
 
 def test_wrong_password_is_refused_with_a_message(app, users, client):
     token = csrf_token_from(client.get("/login").get_data(as_text=True))
-    response = client.post("/login", data={"username": "buyer", "password": "nope", "csrf_token": token})
+    response = client.post(
+        "/login", data={"username": "buyer", "password": "nope", "csrf_token": token}
+    )
     assert response.status_code == 400
     assert "用户名或密码错误" in response.get_data(as_text=True)
 
@@ -31,7 +32,9 @@ def test_login_without_csrf_token_is_refused(app, users, client):
 
 def test_oversized_login_fields_are_refused(app, users, client):
     token = csrf_token_from(client.get("/login").get_data(as_text=True))
-    response = client.post("/login", data={"username": "x" * 500, "password": "y", "csrf_token": token})
+    response = client.post(
+        "/login", data={"username": "x" * 500, "password": "y", "csrf_token": token}
+    )
     assert response.status_code == 400
     assert "64" in response.get_data(as_text=True)
 
@@ -64,7 +67,9 @@ def test_admin_serves_admin_users(admin_client, url):
 
 
 def test_admin_post_without_csrf_is_refused(app, admin_client):
-    response = admin_client.post("/admin/banner/new/", data={"title": "x", "image": "/x.png", "orders": "1"})
+    response = admin_client.post(
+        "/admin/banner/new/", data={"title": "x", "image": "/x.png", "orders": "1"}
+    )
     assert response.status_code == 400
 
 
@@ -74,7 +79,12 @@ def test_user_admin_hides_password_hash_and_sets_password(app, admin_client):
     token = csrf_token_from(admin_client.get("/admin/user/new/").get_data(as_text=True))
     response = admin_client.post(
         "/admin/user/new/",
-        data={"username": "carol", "password": "carol-password", "is_active": "y", "csrf_token": token},
+        data={
+            "username": "carol",
+            "password": "carol-password",
+            "is_active": "y",
+            "csrf_token": token,
+        },
     )
     assert response.status_code == 302, response.get_data(as_text=True)
     login(app.test_client(), "carol", "carol-password")
@@ -88,8 +98,14 @@ def test_user_admin_requires_a_password_for_new_users(app, admin_client):
 
 
 @pytest.mark.parametrize(
-    "url", ["/admin/banner/edit/?id=abc", "/admin/banner/edit/?id=999999", "/admin/user/details/?id=%00",
-            "/admin/banner/edit/?id=99999999999999999999", "/admin/course/details/?id=%C2%B2"]
+    "url",
+    [
+        "/admin/banner/edit/?id=abc",
+        "/admin/banner/edit/?id=999999",
+        "/admin/user/details/?id=%00",
+        "/admin/banner/edit/?id=99999999999999999999",
+        "/admin/course/details/?id=%C2%B2",
+    ],
 )
 def test_admin_bad_ids_answer_without_a_server_error(admin_client, url):
     response = admin_client.get(url)

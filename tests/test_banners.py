@@ -4,9 +4,9 @@ import threading
 import time
 
 import pytest
+from conftest import csrf_token_from
 from sqlalchemy import event, text
 
-from conftest import csrf_token_from
 from luffy.extensions import db
 from luffy.models import Banner
 
@@ -89,7 +89,9 @@ def test_cache_hit_reads_no_database(app, client):
 
 
 def test_home_page_renders_the_carousel(app, client):
-    add_banners(app, {"title": "Python 课程", "orders": 1, "link": "/x"}, {"title": "Go 课程", "orders": 2})
+    add_banners(
+        app, {"title": "Python 课程", "orders": 1, "link": "/x"}, {"title": "Go 课程", "orders": 2}
+    )
     page = client.get("/")
     html = page.get_data(as_text=True)
     assert page.status_code == 200
@@ -134,8 +136,14 @@ def test_admin_create_edit_delete_rebuild_the_cache_in_every_process(app, client
     token = admin_form(admin_client, "/admin/banner/new/")
     response = admin_client.post(
         "/admin/banner/new/",
-        data={"title": "新横幅", "image": "/static/img/banners/go.svg", "link": "/", "orders": "1",
-              "is_show": "y", "csrf_token": token},
+        data={
+            "title": "新横幅",
+            "image": "/static/img/banners/go.svg",
+            "link": "/",
+            "orders": "1",
+            "is_show": "y",
+            "csrf_token": token,
+        },
     )
     assert response.status_code == 302, response.get_data(as_text=True)
     assert banner_titles(client) == ["新横幅"]  # the writing process: at once
@@ -155,15 +163,23 @@ def test_admin_create_edit_delete_rebuild_the_cache_in_every_process(app, client
     token = admin_form(admin_client, f"/admin/banner/edit/?id={banner_id}")
     response = admin_client.post(
         f"/admin/banner/edit/?id={banner_id}",
-        data={"title": "改过的", "image": "/static/img/banners/go.svg", "link": "/", "orders": "1",
-              "is_show": "y", "csrf_token": token},
+        data={
+            "title": "改过的",
+            "image": "/static/img/banners/go.svg",
+            "link": "/",
+            "orders": "1",
+            "is_show": "y",
+            "csrf_token": token,
+        },
     )
     assert response.status_code == 302
     assert banner_titles(client) == ["改过的"]
     assert seen_by_other_within_a_second(["改过的"])
 
     token = admin_form(admin_client, "/admin/banner/")
-    response = admin_client.post("/admin/banner/delete/", data={"id": banner_id, "csrf_token": token})
+    response = admin_client.post(
+        "/admin/banner/delete/", data={"id": banner_id, "csrf_token": token}
+    )
     assert response.status_code == 302
     assert banner_titles(client) == []
     assert seen_by_other_within_a_second([])
@@ -176,8 +192,14 @@ def test_admin_upload_stores_image_and_serves_it(app, client, admin_client):
     token = admin_form(admin_client, "/admin/banner/new/")
     response = admin_client.post(
         "/admin/banner/new/",
-        data={"title": "上传的", "link": "/", "orders": "1", "is_show": "y", "csrf_token": token,
-              "image_upload": (io.BytesIO(png), "banner.png")},
+        data={
+            "title": "上传的",
+            "link": "/",
+            "orders": "1",
+            "is_show": "y",
+            "csrf_token": token,
+            "image_upload": (io.BytesIO(png), "banner.png"),
+        },
         content_type="multipart/form-data",
     )
     assert response.status_code == 302, response.get_data(as_text=True)
@@ -192,8 +214,13 @@ def test_admin_upload_refuses_a_non_image(app, admin_client):
     token = admin_form(admin_client, "/admin/banner/new/")
     response = admin_client.post(
         "/admin/banner/new/",
-        data={"title": "坏文件", "link": "/", "orders": "1", "csrf_token": token,
-              "image_upload": (io.BytesIO(b"<svg onload=alert(1)>"), "x.png")},
+        data={
+            "title": "坏文件",
+            "link": "/",
+            "orders": "1",
+            "csrf_token": token,
+            "image_upload": (io.BytesIO(b"<svg onload=alert(1)>"), "x.png"),
+        },
         content_type="multipart/form-data",
     )
     assert response.status_code == 200
@@ -245,8 +272,9 @@ def test_one_request_rebuilds_a_missing_key(app):
 
 
 def test_redis_down_serves_the_database_in_bounded_time(monkeypatch, caplog):
-    from config import TestingConfig
     from local_redis import free_port
+
+    from config import TestingConfig
     from luffy import create_app
 
     closed = free_port()

@@ -8,17 +8,17 @@ import subprocess
 import tempfile
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
-
-import pytest
-from sqlalchemy import select, text, update
+from datetime import UTC, datetime, timedelta
 
 import beat_tasks  # noqa: F401  (registers tests.beat_probe in this process)
+import pytest
 from conftest import BIN, ROOT, RUNTIME, csrf_token_from, start_worker, stop_worker
+from sqlalchemy import select, text, update
+
 from luffy.extensions import db
 from luffy.models import IntervalSchedule, PeriodicTask, TaskResult
 
-UTC = timezone.utc
+UTC = UTC
 QUEUE = "beat-test"  # only this module's worker consumes it
 BEAT_ENV = {"BEAT_LOCK_TIMEOUT": "4", "BEAT_CHANGE_CHECK_SECONDS": "0.5"}
 
@@ -30,8 +30,11 @@ def start_beat(extra_env=None):
     log_file = open(log_path, "wb")
     process = subprocess.Popen(
         [str(BIN / "celery"), "-A", "tasks", "beat", "-l", "INFO", "--no-enable-remote-control"],
-        cwd=ROOT, env={**os.environ, **BEAT_ENV, **(extra_env or {})}, stdout=log_file,
-        stderr=subprocess.STDOUT, start_new_session=True,
+        cwd=ROOT,
+        env={**os.environ, **BEAT_ENV, **(extra_env or {})},
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     process.log_path = log_path
     return process
@@ -48,8 +51,14 @@ def stop_beat(process, sig=signal.SIGTERM):
 @pytest.fixture(scope="module")
 def probe_worker(app):
     """A worker that knows tests.beat_probe and consumes only QUEUE."""
-    process = start_worker(app, "-c", "1", "-Q", QUEUE,
-                           env={"CELERY_EXTRA_IMPORTS": "tests.tasks_for_tests,tests.beat_tasks"})
+    process = start_worker(
+        app,
+        "-c",
+        "1",
+        "-Q",
+        QUEUE,
+        env={"CELERY_EXTRA_IMPORTS": "tests.tasks_for_tests,tests.beat_tasks"},
+    )
     yield process
     stop_worker(process)
 
@@ -85,8 +94,14 @@ def wait_for(predicate, timeout, interval=0.1):
 def add_task(app, name, tag, seconds=1, **fields):
     """A periodic tests.beat_probe row written through the ORM (as code or the CLI would)."""
     with app.app_context():
-        task = PeriodicTask(name=name, task="tests.beat_probe", args=json.dumps([tag]), queue=QUEUE,
-                            interval=IntervalSchedule(every=seconds, period="seconds"), **fields)
+        task = PeriodicTask(
+            name=name,
+            task="tests.beat_probe",
+            args=json.dumps([tag]),
+            queue=QUEUE,
+            interval=IntervalSchedule(every=seconds, period="seconds"),
+            **fields,
+        )
         db.session.add(task)
         db.session.commit()
         return task.id
@@ -98,10 +113,14 @@ def admin_token(admin_client, url):
 
 def admin_create_interval(admin_client, every, period="seconds"):
     token = admin_token(admin_client, "/admin/intervalschedule/new/")
-    response = admin_client.post("/admin/intervalschedule/new/",
-                                 data={"every": str(every), "period": period, "csrf_token": token})
+    response = admin_client.post(
+        "/admin/intervalschedule/new/",
+        data={"every": str(every), "period": period, "csrf_token": token},
+    )
     assert response.status_code == 302, response.get_data(as_text=True)[-2000:]
-    return db.session.scalar(select(IntervalSchedule.id).order_by(IntervalSchedule.id.desc()).limit(1))
+    return db.session.scalar(
+        select(IntervalSchedule.id).order_by(IntervalSchedule.id.desc()).limit(1)
+    )
 
 
 def form_errors(response):
@@ -109,27 +128,47 @@ def form_errors(response):
     import re
 
     page = response.get_data(as_text=True)
-    return re.findall(r'class="invalid-feedback"[^>]*>\s*(?:<[^>]+>\s*)*([^<]+)', page) or page[-1500:]
+    return (
+        re.findall(r'class="invalid-feedback"[^>]*>\s*(?:<[^>]+>\s*)*([^<]+)', page) or page[-1500:]
+    )
 
 
 def task_form(name, tag, **overrides):
-    data = {"name": name, "task": "tests.beat_probe", "interval": "", "crontab": "", "clocked": "",
-            "solar": "", "args": json.dumps([tag]), "kwargs": "{}", "queue": QUEUE, "routing_key": "",
-            "priority": "", "headers": "{}", "expires": "", "expire_seconds": "", "start_time": "",
-            "enabled": "y", "description": ""}
+    data = {
+        "name": name,
+        "task": "tests.beat_probe",
+        "interval": "",
+        "crontab": "",
+        "clocked": "",
+        "solar": "",
+        "args": json.dumps([tag]),
+        "kwargs": "{}",
+        "queue": QUEUE,
+        "routing_key": "",
+        "priority": "",
+        "headers": "{}",
+        "expires": "",
+        "expire_seconds": "",
+        "start_time": "",
+        "enabled": "y",
+        "description": "",
+    }
     data.update(overrides)
     return data
 
 
 # -- the admin, a real beat and a real worker ---------------------------------------------
 def test_admin_form_schedule_runs_edit_applies_within_5s_and_disable_stops(
-        app, admin_client, redis_client, probe_worker, beat):
+    app, admin_client, redis_client, probe_worker, beat
+):
     with app.app_context():
         slow = admin_create_interval(admin_client, 1, "hours")
         fast = admin_create_interval(admin_client, 1)
     token = admin_token(admin_client, "/admin/periodictask/new/")
-    response = admin_client.post("/admin/periodictask/new/", data={
-        **task_form("probe-admin", "admin", interval=str(fast)), "csrf_token": token})
+    response = admin_client.post(
+        "/admin/periodictask/new/",
+        data={**task_form("probe-admin", "admin", interval=str(fast)), "csrf_token": token},
+    )
     assert response.status_code == 302, form_errors(response)
 
     process = beat()
@@ -139,17 +178,27 @@ def test_admin_form_schedule_runs_edit_applies_within_5s_and_disable_stops(
     assert {run["periodic_task_name"] for run in runs(redis_client, "admin")} == {"probe-admin"}
     with app.app_context():
         first_id = runs(redis_client, "admin")[0]["id"]
-        row = wait_for(lambda: db.session.scalar(select(TaskResult).where(
-            TaskResult.task_id == first_id, TaskResult.state == "SUCCESS")), 10)
+        row = wait_for(
+            lambda: db.session.scalar(
+                select(TaskResult).where(
+                    TaskResult.task_id == first_id, TaskResult.state == "SUCCESS"
+                )
+            ),
+            10,
+        )
         assert row is not None and row.periodic_task_name == "probe-admin"
-        task_id = db.session.scalar(select(PeriodicTask.id).where(PeriodicTask.name == "probe-admin"))
+        task_id = db.session.scalar(
+            select(PeriodicTask.id).where(PeriodicTask.name == "probe-admin")
+        )
         db.session.remove()
 
     # Edit in the admin: every hour -> no more runs; then back to every second: applied in < 5 s.
     edit_url = f"/admin/periodictask/edit/?id={task_id}"
     token = admin_token(admin_client, edit_url)
-    response = admin_client.post(edit_url, data={**task_form("probe-admin", "admin", interval=str(slow)),
-                                                 "csrf_token": token})
+    response = admin_client.post(
+        edit_url,
+        data={**task_form("probe-admin", "admin", interval=str(slow)), "csrf_token": token},
+    )
     assert response.status_code == 302, form_errors(response)
     time.sleep(4)  # the change is applied within the check interval; let a run in flight land
     count = len(runs(redis_client, "admin"))
@@ -158,16 +207,20 @@ def test_admin_form_schedule_runs_edit_applies_within_5s_and_disable_stops(
 
     token = admin_token(admin_client, edit_url)
     edited_at = time.time()
-    response = admin_client.post(edit_url, data={
-        **task_form("probe-admin", "admin-fast", interval=str(fast)), "csrf_token": token})
+    response = admin_client.post(
+        edit_url,
+        data={**task_form("probe-admin", "admin-fast", interval=str(fast)), "csrf_token": token},
+    )
     assert response.status_code == 302
     assert wait_for(lambda: runs(redis_client, "admin-fast"), 15), beat_log(process)[-3000:]
     assert runs(redis_client, "admin-fast")[0]["at"] - edited_at < 5.0
 
     # The bulk "disable" action (one UPDATE for all rows) stops it.
     token = admin_token(admin_client, "/admin/periodictask/")
-    response = admin_client.post("/admin/periodictask/action/", data={
-        "action": "disable", "rowid": [str(task_id)], "csrf_token": token})
+    response = admin_client.post(
+        "/admin/periodictask/action/",
+        data={"action": "disable", "rowid": [str(task_id)], "csrf_token": token},
+    )
     assert response.status_code == 302
     time.sleep(4)
     count = len(runs(redis_client, "admin-fast"))
@@ -194,8 +247,13 @@ def test_one_off_runs_once_expires_stops_start_time_waits(app, redis_client, pro
     assert len(runs(redis_client, "once")) == 1
     expiring = runs(redis_client, "expiring")
     # Sent up to the 6th second (a worker under load may run the last a little later), never after.
-    assert expiring and max(run["at"] for run in expiring) < (now + timedelta(seconds=8)).timestamp()
-    assert min(run["at"] for run in runs(redis_client, "later")) >= (now + timedelta(seconds=8)).timestamp()
+    assert (
+        expiring and max(run["at"] for run in expiring) < (now + timedelta(seconds=8)).timestamp()
+    )
+    assert (
+        min(run["at"] for run in runs(redis_client, "later"))
+        >= (now + timedelta(seconds=8)).timestamp()
+    )
     with app.app_context():
         once = db.session.scalar(select(PeriodicTask).where(PeriodicTask.name == "once"))
         assert once.enabled is False and once.total_run_count == 1
@@ -206,23 +264,34 @@ def test_two_beats_only_one_sends_and_the_other_takes_over(app, redis_client, pr
     first = beat()
     assert wait_for(lambda: redis_client.get("luffy:beat:lock"), 30), beat_log(first)[-3000:]
     second = beat()
-    assert wait_for(lambda: "waiting to take over" in beat_log(second), 30), beat_log(second)[-3000:]
+    assert wait_for(lambda: "waiting to take over" in beat_log(second), 30), beat_log(second)[
+        -3000:
+    ]
     time.sleep(6)
     holder = redis_client.get("luffy:beat:lock").decode()
     assert holder.split(":")[1] in {str(first.pid), str(second.pid)}
     assert float(redis_client.get("luffy:beat:last_tick")) > time.time() - 3
 
     # Kill the holder without a chance to release the lock: the other takes over in time.
-    victim, survivor = (first, second) if holder.split(":")[1] == str(first.pid) else (second, first)
+    victim, survivor = (
+        (first, second) if holder.split(":")[1] == str(first.pid) else (second, first)
+    )
     killed_at = time.time()
     stop_beat(victim, signal.SIGKILL)
-    assert wait_for(lambda: (redis_client.get("luffy:beat:lock") or b"").decode().split(":")[1:2]
-                    == [str(survivor.pid)], 4 + 6), beat_log(survivor)[-3000:]
-    assert wait_for(lambda: any(run["at"] > killed_at + 1 for run in runs(redis_client, "lockstep")), 10)
+    assert wait_for(
+        lambda: (
+            (redis_client.get("luffy:beat:lock") or b"").decode().split(":")[1:2]
+            == [str(survivor.pid)]
+        ),
+        4 + 6,
+    ), beat_log(survivor)[-3000:]
+    assert wait_for(
+        lambda: any(run["at"] > killed_at + 1 for run in runs(redis_client, "lockstep")), 10
+    )
     time.sleep(2)
 
     times = sorted(run["at"] for run in runs(redis_client, "lockstep"))
-    gaps = [later - earlier for earlier, later in zip(times, times[1:])]
+    gaps = [later - earlier for earlier, later in zip(times, times[1:], strict=False)]
     # Every second, once: two beats sending would put two runs a few ms apart (PITFALLS 16).
     assert min(gaps) > 0.5, gaps
     assert len(times) <= (times[-1] - times[0]) + 2
@@ -237,11 +306,11 @@ def outage_database(request, app):
     """A PostgreSQL database of its own, with the schema, that the test can cut off: on the
     shared server by refusing connections and killing its sessions ("refused"), or on a
     server of the test's own that is really stopped and started again ("restarted")."""
+    from private_postgres import PrivatePostgres, missing_reason
     from sqlalchemy import create_engine
     from sqlalchemy.engine import make_url
 
     from config import sqlalchemy_url
-    from private_postgres import PrivatePostgres, missing_reason
 
     server = None
     if request.param == "restarted":
@@ -265,10 +334,17 @@ def outage_database(request, app):
 
     def refuse(off):
         with admin.connect() as conn:
-            conn.execute(text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS {"false" if off else "true"}'))
+            conn.execute(
+                text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS {"false" if off else "true"}')
+            )
             if off:
-                conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                                  "WHERE datname = :name AND pid <> pg_backend_pid()"), {"name": name})
+                conn.execute(
+                    text(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                        "WHERE datname = :name AND pid <> pg_backend_pid()"
+                    ),
+                    {"name": name},
+                )
 
     def restart(off):
         server.stop() if off else server.start()
@@ -285,13 +361,22 @@ def outage_database(request, app):
     admin.dispose()
 
 
-def test_beat_survives_a_database_outage_and_reconnects(app, redis_client, probe_worker, beat, outage_database):
+def test_beat_survives_a_database_outage_and_reconnects(
+    app, redis_client, probe_worker, beat, outage_database
+):
     from sqlalchemy.orm import Session
 
     url, engine, cut = outage_database
     with app.app_context(), Session(engine) as session:
-        session.add(PeriodicTask(name="steady", task="tests.beat_probe", args=json.dumps(["steady"]),
-                                 queue=QUEUE, interval=IntervalSchedule(every=1, period="seconds")))
+        session.add(
+            PeriodicTask(
+                name="steady",
+                task="tests.beat_probe",
+                args=json.dumps(["steady"]),
+                queue=QUEUE,
+                interval=IntervalSchedule(every=1, period="seconds"),
+            )
+        )
         session.commit()
     process = beat({"DATABASE_URL": url})
     assert wait_for(lambda: len(runs(redis_client, "steady")) >= 2, 30), beat_log(process)[-3000:]
@@ -307,15 +392,21 @@ def test_beat_survives_a_database_outage_and_reconnects(app, redis_client, probe
     # Back: an edit made now is applied, so beat reconnected; the runs made during the
     # outage were written back once it could.
     with app.app_context(), Session(engine) as session:
-        session.scalar(select(PeriodicTask).where(PeriodicTask.name == "steady")).args = json.dumps(["after"])
+        session.scalar(select(PeriodicTask).where(PeriodicTask.name == "steady")).args = json.dumps(
+            ["after"]
+        )
         session.commit()
     assert wait_for(lambda: runs(redis_client, "after"), 20), beat_log(process)[-3000:]
     assert process.poll() is None
     with Session(engine) as session:
-        session.execute(update(PeriodicTask).where(PeriodicTask.name == "steady").values(enabled=False))
+        session.execute(
+            update(PeriodicTask).where(PeriodicTask.name == "steady").values(enabled=False)
+        )
         session.commit()
     time.sleep(4)
     with Session(engine) as session:
-        total = session.scalar(select(PeriodicTask.total_run_count).where(PeriodicTask.name == "steady"))
+        total = session.scalar(
+            select(PeriodicTask.total_run_count).where(PeriodicTask.name == "steady")
+        )
     sent = len(runs(redis_client, "steady")) + len(runs(redis_client, "after"))
     assert total == sent, beat_log(process)[-3000:]

@@ -4,22 +4,25 @@ config seeding; the admin's validation; the monitoring helpers."""
 
 import json
 import uuid
-from datetime import datetime, timedelta, timezone
-
-import pytest
-import redis
-from sqlalchemy import select, text, update
+from datetime import UTC, datetime, timedelta
 
 import beat_tasks  # noqa: F401  (registers tests.beat_probe in this process)
+import pytest
+import redis
 from conftest import csrf_token_from
+from sqlalchemy import select, text, update
+
 from luffy.beat.changes import current_version
 from luffy.extensions import db
-from luffy.models.base import as_utc
 from luffy.models import (
-    ClockedSchedule, CrontabSchedule, IntervalSchedule, PeriodicTask,
+    ClockedSchedule,
+    CrontabSchedule,
+    IntervalSchedule,
+    PeriodicTask,
 )
+from luffy.models.base import as_utc
 
-UTC = timezone.utc
+UTC = UTC
 
 
 class Clock:
@@ -84,15 +87,23 @@ def scheduler(app):
 
 def add(app, name, queue, schedule, **fields):
     with app.app_context():
-        row = PeriodicTask(name=name, task="tests.beat_probe", args=json.dumps([name]), queue=queue,
-                           **{schedule_field(schedule): schedule}, **fields)
+        row = PeriodicTask(
+            name=name,
+            task="tests.beat_probe",
+            args=json.dumps([name]),
+            queue=queue,
+            **{schedule_field(schedule): schedule},
+            **fields,
+        )
         db.session.add(row)
         db.session.commit()
         return row.id
 
 
 def schedule_field(schedule):
-    return {IntervalSchedule: "interval", CrontabSchedule: "crontab", ClockedSchedule: "clocked"}[type(schedule)]
+    return {IntervalSchedule: "interval", CrontabSchedule: "crontab", ClockedSchedule: "clocked"}[
+        type(schedule)
+    ]
 
 
 def drive(sched, until, watch):
@@ -119,49 +130,87 @@ def utc(*args):
 DST_CASES = [
     # zone, start (UTC), daily "30 1" or "30 2" sends (UTC), the DST night's hourly sends (UTC)
     pytest.param(
-        "America/New_York", "2", utc(2027, 3, 13, 12),
+        "America/New_York",
+        "2",
+        utc(2027, 3, 13, 12),
         # 02:30 does not exist on 14 March: it runs once, at 03:30 EDT (07:30Z).
         [utc(2027, 3, 14, 7, 30), utc(2027, 3, 15, 6, 30)],
         # 00:00 EST, 01:00 EST, 03:00 EDT, 04:00 EDT: one hour apart in real time.
         [utc(2027, 3, 14, 5), utc(2027, 3, 14, 6), utc(2027, 3, 14, 7), utc(2027, 3, 14, 8)],
-        id="new-york-spring-forward"),
+        id="new-york-spring-forward",
+    ),
     pytest.param(
-        "America/New_York", "1", utc(2027, 11, 6, 12),
+        "America/New_York",
+        "1",
+        utc(2027, 11, 6, 12),
         # 01:30 happens twice on 7 November: it runs once, at the first (EDT, 05:30Z).
         [utc(2027, 11, 7, 5, 30), utc(2027, 11, 8, 6, 30)],
         # 00:00 EDT, 01:00 EDT, 01:00 EST, 02:00 EST: every real hour, the repeated one too.
         [utc(2027, 11, 7, 4), utc(2027, 11, 7, 5), utc(2027, 11, 7, 6), utc(2027, 11, 7, 7)],
-        id="new-york-fall-back"),
+        id="new-york-fall-back",
+    ),
     pytest.param(
-        "Europe/London", "1", utc(2027, 3, 27, 12),
+        "Europe/London",
+        "1",
+        utc(2027, 3, 27, 12),
         # 01:30 does not exist on 28 March: it runs at 02:30 BST (01:30Z).
         [utc(2027, 3, 28, 1, 30), utc(2027, 3, 29, 0, 30)],
         [utc(2027, 3, 27, 23), utc(2027, 3, 28, 0), utc(2027, 3, 28, 1), utc(2027, 3, 28, 2)],
-        id="london-spring-forward"),
+        id="london-spring-forward",
+    ),
     pytest.param(
-        "Europe/London", "1", utc(2027, 10, 30, 12),
+        "Europe/London",
+        "1",
+        utc(2027, 10, 30, 12),
         # 01:30 happens twice on 31 October: once, at 01:30 BST (00:30Z).
         [utc(2027, 10, 31, 0, 30), utc(2027, 11, 1, 1, 30)],
         [utc(2027, 10, 30, 23), utc(2027, 10, 31, 0), utc(2027, 10, 31, 1), utc(2027, 10, 31, 2)],
-        id="london-fall-back"),
+        id="london-fall-back",
+    ),
 ]
 
 
 @pytest.mark.parametrize("zone, hour, start, daily_expected, hourly_expected", DST_CASES)
-def test_crontab_runs_in_its_own_zone_across_dst(app, broker, scheduler, zone, hour, start,
-                                                 daily_expected, hourly_expected):
+def test_crontab_runs_in_its_own_zone_across_dst(
+    app, broker, scheduler, zone, hour, start, daily_expected, hourly_expected
+):
     daily_queue, hourly_queue = broker.queue(), broker.queue()
-    add(app, "daily", daily_queue, CrontabSchedule(minute="30", hour=hour, timezone=zone), last_run_at=start)
-    add(app, "hourly", hourly_queue, CrontabSchedule(minute="0", hour="*", timezone=zone), last_run_at=start)
+    add(
+        app,
+        "daily",
+        daily_queue,
+        CrontabSchedule(minute="30", hour=hour, timezone=zone),
+        last_run_at=start,
+    )
+    add(
+        app,
+        "hourly",
+        hourly_queue,
+        CrontabSchedule(minute="0", hour="*", timezone=zone),
+        last_run_at=start,
+    )
     sched = scheduler(start)
-    sent = drive(sched, start + timedelta(hours=48), {
-        daily_queue: lambda: broker.count(daily_queue), hourly_queue: lambda: broker.count(hourly_queue)})
+    sent = drive(
+        sched,
+        start + timedelta(hours=48),
+        {
+            daily_queue: lambda: broker.count(daily_queue),
+            hourly_queue: lambda: broker.count(hourly_queue),
+        },
+    )
 
     assert sent[daily_queue] == daily_expected
-    night = [moment for moment in sent[hourly_queue] if hourly_expected[0] <= moment <= hourly_expected[-1]]
+    night = [
+        moment
+        for moment in sent[hourly_queue]
+        if hourly_expected[0] <= moment <= hourly_expected[-1]
+    ]
     assert night == hourly_expected
     hourly = sent[hourly_queue]
-    assert all(later - earlier == timedelta(hours=1) for earlier, later in zip(hourly, hourly[1:]))
+    assert all(
+        later - earlier == timedelta(hours=1)
+        for earlier, later in zip(hourly, hourly[1:], strict=False)
+    )
     assert len(hourly) == 48
     # The name of the schedule travels in each message's headers (PITFALLS 7).
     assert {m["headers"]["periodic_task_name"] for m in broker.messages(daily_queue)} == {"daily"}
@@ -170,25 +219,44 @@ def test_crontab_runs_in_its_own_zone_across_dst(app, broker, scheduler, zone, h
 def test_crontab_timezone_is_the_rows_not_the_apps(app, broker, scheduler):
     start = utc(2027, 6, 1, 0)
     queue = broker.queue()
-    add(app, "tokyo-nine", queue, CrontabSchedule(minute="0", hour="9", timezone="Asia/Tokyo"), last_run_at=start)
+    add(
+        app,
+        "tokyo-nine",
+        queue,
+        CrontabSchedule(minute="0", hour="9", timezone="Asia/Tokyo"),
+        last_run_at=start,
+    )
     sent = drive(scheduler(start), start + timedelta(days=2), {queue: lambda: broker.count(queue)})
-    assert sent[queue] == [utc(2027, 6, 2, 0), utc(2027, 6, 3, 0)]  # 09:00 JST, app zone is Shanghai
+    assert sent[queue] == [
+        utc(2027, 6, 2, 0),
+        utc(2027, 6, 3, 0),
+    ]  # 09:00 JST, app zone is Shanghai
 
 
 # -- PITFALLS 15: a reload never sends twice ----------------------------------------------
 def test_reload_after_a_lagging_database_does_not_send_again(app, broker, scheduler):
     start = utc(2027, 1, 1)
     queue = broker.queue()
-    row_id = add(app, "every-minute", queue, IntervalSchedule(every=60, period="seconds"),
-                 last_run_at=start - timedelta(seconds=60))
+    row_id = add(
+        app,
+        "every-minute",
+        queue,
+        IntervalSchedule(every=60, period="seconds"),
+        last_run_at=start - timedelta(seconds=60),
+    )
     sched = scheduler(start)
     sent = drive(sched, start + timedelta(seconds=1), {queue: lambda: broker.count(queue)})
     assert len(sent[queue]) == 1
     # The database loses the write-back (as after a failed sync) and someone edits the row:
     # beat reloads, but what it sent stays sent.
     with app.app_context():
-        db.session.execute(update(PeriodicTask).where(PeriodicTask.id == row_id).values(
-            last_run_at=start - timedelta(seconds=60), total_run_count=0, description="edited"))
+        db.session.execute(
+            update(PeriodicTask)
+            .where(PeriodicTask.id == row_id)
+            .values(
+                last_run_at=start - timedelta(seconds=60), total_run_count=0, description="edited"
+            )
+        )
         db.session.commit()
     sched._loaded_at = None  # a full reload on the next tick
     sent = drive(sched, start + timedelta(seconds=59), {queue: lambda: broker.count(queue)})
@@ -203,11 +271,20 @@ def test_every_crontab_row_fires_however_many(app, broker, scheduler):
     queue = broker.queue()
     with app.app_context():
         for index in range(150):
-            db.session.add(PeriodicTask(
-                name=f"cron-{index}", task="tests.beat_probe", args="[1]", queue=queue, last_run_at=start,
-                crontab=CrontabSchedule(minute=f"*/{1 + index % 5}", timezone="Asia/Shanghai")))
+            db.session.add(
+                PeriodicTask(
+                    name=f"cron-{index}",
+                    task="tests.beat_probe",
+                    args="[1]",
+                    queue=queue,
+                    last_run_at=start,
+                    crontab=CrontabSchedule(minute=f"*/{1 + index % 5}", timezone="Asia/Shanghai"),
+                )
+            )
         db.session.commit()
-    expected = sum(len([m for m in range(1, 16) if m % (1 + index % 5) == 0]) for index in range(150))
+    expected = sum(
+        len([m for m in range(1, 16) if m % (1 + index % 5) == 0]) for index in range(150)
+    )
     drive(scheduler(start), start + timedelta(minutes=15), {queue: lambda: broker.count(queue)})
     assert broker.count(queue) == expected
 
@@ -220,9 +297,13 @@ def test_an_impossible_crontab_in_the_database_does_not_stop_beat(app, broker, s
     bad_queue = broker.queue()
     bad_id = add(app, "bad", bad_queue, CrontabSchedule(minute="0", hour="0", timezone="UTC"))
     with app.app_context():
-        db.session.execute(text("UPDATE crontab_schedules SET day_of_month = '31', month_of_year = '2' "
-                                "WHERE id = (SELECT crontab_id FROM periodic_tasks WHERE id = :id)"),
-                           {"id": bad_id})
+        db.session.execute(
+            text(
+                "UPDATE crontab_schedules SET day_of_month = '31', month_of_year = '2' "
+                "WHERE id = (SELECT crontab_id FROM periodic_tasks WHERE id = :id)"
+            ),
+            {"id": bad_id},
+        )
         db.session.commit()
     drive(scheduler(start), start + timedelta(seconds=35), {queue: lambda: broker.count(queue)})
     assert broker.count(queue) == 3 and broker.count(bad_queue) == 0
@@ -242,9 +323,8 @@ def test_clocked_runs_once_at_its_moment_then_disables(app, broker, scheduler):
 
 # -- PITFALLS 14: every write path marks the schedule changed ------------------------------
 def version(app):
-    with app.app_context():
-        with db.engine.connect() as connection:
-            return current_version(connection)
+    with app.app_context(), db.engine.connect() as connection:
+        return current_version(connection)
 
 
 def test_every_write_path_marks_the_schedule_changed(app, runner, scheduler):
@@ -281,13 +361,17 @@ def test_config_entries_become_rows_once_and_edits_survive(app):
     with app.app_context():
         created = seed_from_config(entries)
         assert set(created) == set(entries) and "refresh-banner-cache" in created
-        banner = db.session.scalar(select(PeriodicTask).where(PeriodicTask.name == "refresh-banner-cache"))
+        banner = db.session.scalar(
+            select(PeriodicTask).where(PeriodicTask.name == "refresh-banner-cache")
+        )
         assert banner.task == "tests.home.update_banner".replace("tests.", "tasks.")
         assert banner.interval.seconds == app.config["BANNER_REFRESH_SECONDS"]
         banner.interval = IntervalSchedule(every=5, period="minutes")  # an admin edit
         others = [name for name in entries if name != "refresh-banner-cache"]
         for name in others:  # an admin deletion
-            db.session.delete(db.session.scalar(select(PeriodicTask).where(PeriodicTask.name == name)))
+            db.session.delete(
+                db.session.scalar(select(PeriodicTask).where(PeriodicTask.name == name))
+            )
         db.session.commit()
 
         assert seed_from_config(entries) == []  # the next start
@@ -302,18 +386,27 @@ def admin_post(admin_client, url, data):
     return admin_client.post(url, data={**data, "csrf_token": token})
 
 
-CRONTAB = {"minute": "0", "hour": "4", "day_of_week": "*", "day_of_month": "*", "month_of_year": "*",
-           "timezone": "Asia/Shanghai"}
+CRONTAB = {
+    "minute": "0",
+    "hour": "4",
+    "day_of_week": "*",
+    "day_of_month": "*",
+    "month_of_year": "*",
+    "timezone": "Asia/Shanghai",
+}
 
 
-@pytest.mark.parametrize("fields, message", [
-    ({"day_of_month": "31", "month_of_year": "2"}, "never occurs"),
-    ({"day_of_month": "30", "month_of_year": "2"}, "never occurs"),
-    ({"minute": "61"}, "crontab 无效"),
-    ({"hour": "a-b"}, "crontab 无效"),
-    ({"day_of_week": "9"}, "crontab 无效"),
-    ({"timezone": "Mars/Olympus"}, "Not a valid choice"),
-])
+@pytest.mark.parametrize(
+    "fields, message",
+    [
+        ({"day_of_month": "31", "month_of_year": "2"}, "never occurs"),
+        ({"day_of_month": "30", "month_of_year": "2"}, "never occurs"),
+        ({"minute": "61"}, "crontab 无效"),
+        ({"hour": "a-b"}, "crontab 无效"),
+        ({"day_of_week": "9"}, "crontab 无效"),
+        ({"timezone": "Mars/Olympus"}, "Not a valid choice"),
+    ],
+)
 def test_admin_refuses_a_bad_crontab(app, admin_client, fields, message):
     response = admin_post(admin_client, "/admin/crontabschedule/new/", {**CRONTAB, **fields})
     assert response.status_code == 200
@@ -323,7 +416,9 @@ def test_admin_refuses_a_bad_crontab(app, admin_client, fields, message):
 
 
 def test_admin_accepts_a_good_crontab_and_describes_it(app, admin_client):
-    response = admin_post(admin_client, "/admin/crontabschedule/new/", {**CRONTAB, "day_of_month": "31"})
+    response = admin_post(
+        admin_client, "/admin/crontabschedule/new/", {**CRONTAB, "day_of_month": "31"}
+    )
     assert response.status_code == 302
     page = admin_client.get("/admin/crontabschedule/").get_data(as_text=True)
     assert "04:00" in page  # cron-descriptor's description
@@ -335,23 +430,41 @@ def periodic_form(app, **overrides):
         db.session.add(interval)
         db.session.commit()
         interval_id = interval.id
-    data = {"name": f"t-{uuid.uuid4().hex[:6]}", "task": "tests.beat_probe", "interval": str(interval_id),
-            "crontab": "", "clocked": "", "solar": "", "args": "[1]", "kwargs": "{}", "queue": "",
-            "routing_key": "", "priority": "", "headers": "{}", "expires": "", "expire_seconds": "",
-            "start_time": "", "enabled": "y", "description": ""}
+    data = {
+        "name": f"t-{uuid.uuid4().hex[:6]}",
+        "task": "tests.beat_probe",
+        "interval": str(interval_id),
+        "crontab": "",
+        "clocked": "",
+        "solar": "",
+        "args": "[1]",
+        "kwargs": "{}",
+        "queue": "",
+        "routing_key": "",
+        "priority": "",
+        "headers": "{}",
+        "expires": "",
+        "expire_seconds": "",
+        "start_time": "",
+        "enabled": "y",
+        "description": "",
+    }
     data.update(overrides)
     return data
 
 
-@pytest.mark.parametrize("overrides, message", [
-    ({"args": "[1,"}, "不是合法的 JSON"),
-    ({"args": "{\"a\": 1}"}, "必须是 JSON 数组"),
-    ({"kwargs": "[1]"}, "必须是 JSON 对象"),
-    ({"headers": "nope"}, "不是合法的 JSON"),
-    ({"task": "tasks.no_such_task"}, "未注册的任务"),
-    ({"interval": ""}, "必须且只能选一种"),
-    ({"priority": "300"}, "优先级在 0 到 255 之间"),
-])
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"args": "[1,"}, "不是合法的 JSON"),
+        ({"args": '{"a": 1}'}, "必须是 JSON 数组"),
+        ({"kwargs": "[1]"}, "必须是 JSON 对象"),
+        ({"headers": "nope"}, "不是合法的 JSON"),
+        ({"task": "tasks.no_such_task"}, "未注册的任务"),
+        ({"interval": ""}, "必须且只能选一种"),
+        ({"priority": "300"}, "优先级在 0 到 255 之间"),
+    ],
+)
 def test_admin_refuses_a_bad_periodic_task(app, admin_client, overrides, message):
     response = admin_post(admin_client, "/admin/periodictask/new/", periodic_form(app, **overrides))
     assert response.status_code == 200
@@ -369,17 +482,23 @@ def test_admin_task_field_offers_registered_task_names(app, admin_client):
 
 def test_admin_list_shows_next_run_and_run_now_sends(app, admin_client, broker):
     queue = broker.queue()
-    row_id = add(app, "listed", queue, CrontabSchedule(minute="0", hour="4", timezone="Asia/Shanghai"))
+    row_id = add(
+        app, "listed", queue, CrontabSchedule(minute="0", hour="4", timezone="Asia/Shanghai")
+    )
     page = admin_client.get("/admin/periodictask/").get_data(as_text=True)
     assert "04:00:00 +08:00" in page  # the admin shows times in the site's zone (Asia/Shanghai)
     token = csrf_token_from(admin_client.get("/admin/periodictask/").get_data(as_text=True))
-    response = admin_client.post("/admin/periodictask/action/",
-                                 data={"action": "run_now", "rowid": [str(row_id)], "csrf_token": token})
+    response = admin_client.post(
+        "/admin/periodictask/action/",
+        data={"action": "run_now", "rowid": [str(row_id)], "csrf_token": token},
+    )
     assert response.status_code == 302
     messages = broker.messages(queue)
     assert len(messages) == 1 and messages[0]["headers"]["periodic_task_name"] == "listed"
     with app.app_context():
-        assert db.session.get(PeriodicTask, row_id).total_run_count == 0  # an extra run, not the schedule's
+        assert (
+            db.session.get(PeriodicTask, row_id).total_run_count == 0
+        )  # an extra run, not the schedule's
 
 
 def test_admin_refuses_deleting_a_schedule_in_use(app, admin_client):
@@ -387,7 +506,9 @@ def test_admin_refuses_deleting_a_schedule_in_use(app, admin_client):
     with app.app_context():
         interval_id = db.session.scalar(select(IntervalSchedule.id))
     token = csrf_token_from(admin_client.get("/admin/intervalschedule/").get_data(as_text=True))
-    admin_client.post("/admin/intervalschedule/delete/", data={"id": str(interval_id), "csrf_token": token})
+    admin_client.post(
+        "/admin/intervalschedule/delete/", data={"id": str(interval_id), "csrf_token": token}
+    )
     with app.app_context():
         assert db.session.get(IntervalSchedule, interval_id) is not None
 
@@ -432,11 +553,20 @@ def test_solar_schedule_has_a_next_run_within_a_day(app, admin_client):
     from luffy.beat.services import next_run_of
     from luffy.models import SolarSchedule
 
-    response = admin_post(admin_client, "/admin/solarschedule/new/",
-                          {"event": "sunrise", "latitude": "31.23", "longitude": "121.47"})
+    response = admin_post(
+        admin_client,
+        "/admin/solarschedule/new/",
+        {"event": "sunrise", "latitude": "31.23", "longitude": "121.47"},
+    )
     assert response.status_code == 302
-    assert admin_post(admin_client, "/admin/solarschedule/new/",
-                      {"event": "sunrise", "latitude": "95", "longitude": "0"}).status_code == 200
+    assert (
+        admin_post(
+            admin_client,
+            "/admin/solarschedule/new/",
+            {"event": "sunrise", "latitude": "95", "longitude": "0"},
+        ).status_code
+        == 200
+    )
     with app.app_context():
         solar = db.session.scalar(select(SolarSchedule))
         row = PeriodicTask(name="at-sunrise", task="tests.beat_probe", args="[1]", solar=solar)
@@ -450,15 +580,26 @@ def test_solar_schedule_has_a_next_run_within_a_day(app, admin_client):
 def test_admin_clocked_task_with_start_time_and_expires(app, admin_client):
     from luffy.models import ClockedSchedule
 
-    assert admin_post(admin_client, "/admin/clockedschedule/new/",
-                      {"clocked_time": "2030-01-02 03:04:05"}).status_code == 302
+    assert (
+        admin_post(
+            admin_client, "/admin/clockedschedule/new/", {"clocked_time": "2030-01-02 03:04:05"}
+        ).status_code
+        == 302
+    )
     with app.app_context():
         clocked_id = db.session.scalar(select(ClockedSchedule.id))
-    data = periodic_form(app, interval="", clocked=str(clocked_id), start_time="2030-01-01 00:00:00",
-                         expires="2030-02-01 00:00:00")
+    data = periodic_form(
+        app,
+        interval="",
+        clocked=str(clocked_id),
+        start_time="2030-01-01 00:00:00",
+        expires="2030-02-01 00:00:00",
+    )
     assert admin_post(admin_client, "/admin/periodictask/new/", data).status_code == 302
     both = periodic_form(app, name="both", expires="2030-02-01 00:00:00", expire_seconds="60")
-    assert "只能填一个" in admin_post(admin_client, "/admin/periodictask/new/", both).get_data(as_text=True)
+    assert "只能填一个" in admin_post(admin_client, "/admin/periodictask/new/", both).get_data(
+        as_text=True
+    )
     page = admin_client.get("/admin/periodictask/").get_data(as_text=True)
     assert "2030-01-02 03:04:05 +08:00" in page  # the next run of the clocked task
     # Typed in the site's zone (Asia/Shanghai), kept in UTC, shown back the same way.
@@ -477,7 +618,9 @@ def test_admin_times_across_daylight_saving_changes(app, admin_client, monkeypat
 
     monkeypatch.setitem(app.config, "TIMEZONE", "America/New_York")
     # 02:30 on 10 March 2030 never happens in New York (clocks jump from 02:00 to 03:00).
-    page = admin_post(admin_client, "/admin/clockedschedule/new/", {"clocked_time": "2030-03-10 02:30:00"})
+    page = admin_post(
+        admin_client, "/admin/clockedschedule/new/", {"clocked_time": "2030-03-10 02:30:00"}
+    )
     assert "不存在" in page.get_data(as_text=True)
     with app.app_context():
         assert db.session.scalar(select(db.func.count()).select_from(ClockedSchedule)) == 0
@@ -498,7 +641,9 @@ def test_admin_times_across_daylight_saving_changes(app, admin_client, monkeypat
     # Typed anew, the repeated hour means its first occurrence (EDT, 05:30 UTC).
     assert admin_post(admin_client, url, {"clocked_time": "2030-11-03 01:45:00"}).status_code == 302
     with app.app_context():
-        assert as_utc(db.session.get(ClockedSchedule, row_id).clocked_time) == datetime(2030, 11, 3, 5, 45, tzinfo=UTC)
+        assert as_utc(db.session.get(ClockedSchedule, row_id).clocked_time) == datetime(
+            2030, 11, 3, 5, 45, tzinfo=UTC
+        )
 
 
 # -- an idle tick costs the same with 5 rows or 500 ----------------------------------------
@@ -508,8 +653,14 @@ def test_an_idle_tick_reads_one_row_whatever_the_number_of_rows(app, scheduler, 
 
     with app.app_context():
         interval = IntervalSchedule(every=1, period="days")
-        db.session.add_all([PeriodicTask(name=f"idle-{index}", task="tests.beat_probe", args="[1]",
-                                         interval=interval) for index in range(rows)])
+        db.session.add_all(
+            [
+                PeriodicTask(
+                    name=f"idle-{index}", task="tests.beat_probe", args="[1]", interval=interval
+                )
+                for index in range(rows)
+            ]
+        )
         db.session.commit()
         engine = db.engine
     sched = scheduler(datetime.now(UTC))
@@ -524,7 +675,9 @@ def test_an_idle_tick_reads_one_row_whatever_the_number_of_rows(app, scheduler, 
             sched.tick()
     finally:
         event.remove(engine, "before_cursor_execute", listener)
-    assert len(statements) == 3 and all("schedule_versions" in sql for sql in statements), statements
+    assert len(statements) == 3 and all("schedule_versions" in sql for sql in statements), (
+        statements
+    )
 
 
 # -- a locked SQLite database is an outage too (PITFALLS 19, without a PostgreSQL server) ---
@@ -537,7 +690,9 @@ def test_beat_keeps_sending_while_sqlite_is_locked_and_writes_back_after(app, br
         path = db.engine.url.database
     start = utc(2027, 5, 1)
     queue = broker.queue()
-    row_id = add(app, "through-lock", queue, IntervalSchedule(every=10, period="seconds"), last_run_at=start)
+    row_id = add(
+        app, "through-lock", queue, IntervalSchedule(every=10, period="seconds"), last_run_at=start
+    )
     sched = scheduler(start)
     drive(sched, start + timedelta(seconds=10), {queue: lambda: broker.count(queue)})
     assert broker.count(queue) == 1

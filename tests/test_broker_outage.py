@@ -13,10 +13,10 @@ import threading
 import time
 
 import pytest
-from sqlalchemy import select
-
 from conftest import csrf_token_from, login, restore_celery
 from local_redis import free_port
+from sqlalchemy import select
+
 from luffy.extensions import db
 from luffy.models import IntervalSchedule, PeriodicTask, TaskResult
 
@@ -56,7 +56,11 @@ def dead_broker_app(request, app, users, monkeypatch):
     scheme, outage = request.param.split("-")
     server = SilentServer() if outage == "hung" else None
     port = server.port if server else free_port()
-    url = f"redis://127.0.0.1:{port}/1" if scheme == "redis" else f"amqp://guest:guest@127.0.0.1:{port}//"
+    url = (
+        f"redis://127.0.0.1:{port}/1"
+        if scheme == "redis"
+        else f"amqp://guest:guest@127.0.0.1:{port}//"
+    )
     monkeypatch.setenv("CELERY_BROKER_URL", url)
     broken = create_app(TestingConfig)
     try:
@@ -76,9 +80,14 @@ def timed(call):
 def test_mail_and_sms_routes_answer_503_in_time(dead_broker_app, redis_client):
     client = login(dead_broker_app.test_client(), "root", "root-password")
     mail = {"to": "someone@example.com", "subject": "hi", "message": "hello"}
-    for path, body in (("/api/v1/user/email/", mail), ("/api/v1/user/sms/", {"mobile": "13912345670"})):
+    for path, body in (
+        ("/api/v1/user/email/", mail),
+        ("/api/v1/user/sms/", {"mobile": "13912345670"}),
+    ):
         token = META_TOKEN.search(client.get("/").get_data(as_text=True)).group(1)
-        response, seconds = timed(lambda: client.post(path, json=body, headers={"X-CSRFToken": token}))
+        response, seconds = timed(
+            lambda: client.post(path, json=body, headers={"X-CSRFToken": token})
+        )
         assert response.status_code == 503, (path, response.get_data(as_text=True))
         assert response.get_json()["code"] == 153 and response.get_json()["msg"]
         assert seconds < BOUND_SECONDS, (path, seconds)
@@ -90,14 +99,23 @@ def test_mail_and_sms_routes_answer_503_in_time(dead_broker_app, redis_client):
 def admin_action(client, view, action, *row_ids):
     token = csrf_token_from(client.get(f"/admin/{view}/").get_data(as_text=True))
     rows = [str(row_id) for row_id in row_ids]
-    return timed(lambda: client.post(f"/admin/{view}/action/", follow_redirects=True,
-                                     data={"action": action, "rowid": rows, "csrf_token": token}))
+    return timed(
+        lambda: client.post(
+            f"/admin/{view}/action/",
+            follow_redirects=True,
+            data={"action": action, "rowid": rows, "csrf_token": token},
+        )
+    )
 
 
 def add_result(app, state):
     with app.app_context():
-        row = TaskResult(task_id=f"outage-{state}-{time.monotonic_ns()}", task_name="tasks.user.add",
-                         args=json.dumps([1, 2]), state=state)
+        row = TaskResult(
+            task_id=f"outage-{state}-{time.monotonic_ns()}",
+            task_name="tasks.user.add",
+            args=json.dumps([1, 2]),
+            state=state,
+        )
         db.session.add(row)
         db.session.commit()
         return row.id
@@ -121,8 +139,15 @@ def test_admin_retry_and_revoke_flash_an_error_in_time(dead_broker_app):
 def test_admin_run_now_flashes_an_error_in_time(dead_broker_app):
     client = login(dead_broker_app.test_client(), "root", "root-password")
     with dead_broker_app.app_context():
-        rows = [PeriodicTask(name=f"outage-run-now-{n}", task="tasks.user.add", args="[1, 2]",
-                             interval=IntervalSchedule(every=1, period="hours")) for n in range(3)]
+        rows = [
+            PeriodicTask(
+                name=f"outage-run-now-{n}",
+                task="tasks.user.add",
+                args="[1, 2]",
+                interval=IntervalSchedule(every=1, period="hours"),
+            )
+            for n in range(3)
+        ]
         db.session.add_all(rows)
         db.session.commit()
         row_ids = [row.id for row in rows]
@@ -132,5 +157,7 @@ def test_admin_run_now_flashes_an_error_in_time(dead_broker_app):
     assert page.status_code == 200 and seconds < BOUND_SECONDS, (page.status_code, seconds)
     assert page.get_data(as_text=True).count("发送失败") == 1
     with dead_broker_app.app_context():
-        counts = db.session.scalars(select(PeriodicTask.total_run_count).where(PeriodicTask.id.in_(row_ids)))
+        counts = db.session.scalars(
+            select(PeriodicTask.total_run_count).where(PeriodicTask.id.in_(row_ids))
+        )
         assert set(counts) == {0}

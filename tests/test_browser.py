@@ -9,7 +9,6 @@ import contextlib
 import re
 
 import pytest
-
 from browser_helpers import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS, playwright_or_skip
 from conftest import make_user, start_worker, stop_worker
 from live_servers import environment, start_celery, start_gunicorn, wait_until
@@ -119,13 +118,18 @@ def test_admin_edits_a_banner_and_the_home_carousel_changes(app, users, live_sit
         expect(admin.locator("body")).to_contain_text("夏季特惠")
 
         # Every gunicorn process re-reads Redis within BANNER_LOCAL_TTL (0.5 s).
-        reload_until(visitor, lambda: visitor.locator(".carousel-caption").all_inner_texts() == ["夏季特惠"],
-                     timeout=5, message="the carousel to show the edited title")
+        reload_until(
+            visitor,
+            lambda: visitor.locator(".carousel-caption").all_inner_texts() == ["夏季特惠"],
+            timeout=5,
+            message="the carousel to show the edited title",
+        )
         expect(visitor.locator(".carousel-slide img")).to_have_attribute("alt", "夏季特惠")
 
 
 def test_flash_sale_buyer_sees_spinner_then_success_and_the_next_buyer_sees_failure(
-        app, users, live_site, new_page):
+    app, users, live_site, new_page
+):
     from seckill_helpers import add_sale
 
     with app.app_context():
@@ -155,12 +159,16 @@ def test_flash_sale_buyer_sees_spinner_then_success_and_the_next_buyer_sees_fail
         second.goto(f"{live_site.url}/seckill/{course_id}/")
         if second.locator("#seckill-buy").is_enabled():
             second.click("#seckill-buy")
-        expect(second.locator("#seckill-message")).to_have_class(re.compile(r"\bfailure\b"), timeout=30_000)
+        expect(second.locator("#seckill-message")).to_have_class(
+            re.compile(r"\bfailure\b"), timeout=30_000
+        )
         expect(second.locator("#seckill-message")).not_to_be_empty()
         expect(second.locator("#seckill-message")).not_to_contain_text("成功")
 
 
-def test_periodic_task_created_in_the_admin_runs_and_shows_in_the_results(app, users, live_site, new_page):
+def test_periodic_task_created_in_the_admin_runs_and_shows_in_the_results(
+    app, users, live_site, new_page
+):
     admin = new_page("admin")
     with screenshots_on_failure("schedule", admin):
         log_in(admin, live_site, "root", "root-password")
@@ -180,6 +188,10 @@ def test_periodic_task_created_in_the_admin_runs_and_shows_in_the_results(app, u
 
         admin.goto(live_site.url + "/admin/taskresult/")
         row = admin.locator("table tr", has_text="浏览器测试-刷新轮播图")
-        reload_until(admin, lambda: row.count() > 0, timeout=45,
-                     message="a result of the new periodic task in the results view")
+        reload_until(
+            admin,
+            lambda: row.count() > 0,
+            timeout=45,
+            message="a result of the new periodic task in the results view",
+        )
         expect(row.first).to_contain_text("tasks.home.update_banner")

@@ -8,7 +8,9 @@ from luffy.models import Banner, Course, User
 
 def counts(app):
     with app.app_context():
-        return [db.session.scalar(select(func.count()).select_from(m)) for m in (User, Course, Banner)]
+        return [
+            db.session.scalar(select(func.count()).select_from(m)) for m in (User, Course, Banner)
+        ]
 
 
 def test_seed_demo_is_idempotent(app, runner):
@@ -51,7 +53,14 @@ def test_healthz_reports_every_service(client):
 
 def test_create_admin_refuses_an_email_of_another_user(app, runner, users):
     result = runner.invoke(
-        args=["create-admin", "boss", "--email", "root@example.com", "--password", "boss-password-1"]
+        args=[
+            "create-admin",
+            "boss",
+            "--email",
+            "root@example.com",
+            "--password",
+            "boss-password-1",
+        ]
     )
     assert result.exit_code != 0
     assert "already used" in result.output
@@ -67,5 +76,7 @@ def test_web_app_does_not_import_the_worker_entry_module(app, client):
         "import tasks.home; c = app.test_client(); c.get('/'); "
         "print('tasks.celery' in sys.modules)"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
     assert result.stdout.strip().splitlines()[-1] == "False"

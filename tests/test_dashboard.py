@@ -3,10 +3,10 @@
 import socket
 import time
 import uuid
+from datetime import UTC
 
 import pytest
 import redis
-
 from conftest import csrf_token_from, login, restore_celery, start_worker, stop_worker
 
 DATA = "/admin/monitor/data"
@@ -188,13 +188,17 @@ def test_unknown_task_detail_is_a_404(admin_client):
 def test_revoke_a_delayed_task(app, admin_client, worker):
     celery_app = app.extensions["celery"]
     result = celery_app.send_task("tasks.home.update_banner", countdown=60)
-    assert wait_for(lambda: any(
-        r["id"] == result.id
-        for w in (dashboard_data(admin_client)["workers"]["data"] or [])
-        for r in w.get("scheduled") or []
-    )), "the worker never listed the delayed task"
+    assert wait_for(
+        lambda: any(
+            r["id"] == result.id
+            for w in (dashboard_data(admin_client)["workers"]["data"] or [])
+            for r in w.get("scheduled") or []
+        )
+    ), "the worker never listed the delayed task"
 
-    response = post_json(admin_client, f"/admin/monitor/tasks/{result.id}/revoke", {"terminate": False})
+    response = post_json(
+        admin_client, f"/admin/monitor/tasks/{result.id}/revoke", {"terminate": False}
+    )
     body = response.get_json()
     assert response.status_code == 200, body
     assert "revoked" in str(body["replies"][worker.hostname])
@@ -205,10 +209,14 @@ def test_revoke_a_delayed_task(app, admin_client, worker):
 
 def test_terminate_a_running_task(app, admin_client, small_worker):
     celery_app = app.extensions["celery"]
-    result = celery_app.send_task("tests.effect_once", args=["terminate-me", 60], queue=SMALL_WORKER_QUEUE)
+    result = celery_app.send_task(
+        "tests.effect_once", args=["terminate-me", 60], queue=SMALL_WORKER_QUEUE
+    )
     assert wait_for(lambda: result.state == "STARTED", timeout=20)
 
-    response = post_json(admin_client, f"/admin/monitor/tasks/{result.id}/revoke", {"terminate": True})
+    response = post_json(
+        admin_client, f"/admin/monitor/tasks/{result.id}/revoke", {"terminate": True}
+    )
     assert response.status_code == 200, response.get_json()
     assert f"terminate: {result.id}" in str(response.get_json()["replies"][small_worker.hostname])
     assert wait_for(lambda: result.state == "REVOKED", timeout=15)
@@ -228,7 +236,11 @@ def test_a_revoke_survives_a_worker_restart(app, admin_client):
         stop_worker(process)
     process = start_worker(app, "-c", "1", *idle_queue, name=name)
     try:
-        revoked = app.extensions["celery"].control.inspect(destination=[process.hostname], timeout=1).revoked()
+        revoked = (
+            app.extensions["celery"]
+            .control.inspect(destination=[process.hostname], timeout=1)
+            .revoked()
+        )
         assert task_id in revoked[process.hostname]
     finally:
         stop_worker(process)
@@ -238,43 +250,72 @@ def test_a_worker_creates_the_folder_of_its_state_file(app):
     from conftest import RUNTIME
 
     folder = RUNTIME["tmp"] / f"state-{uuid.uuid4().hex[:6]}" / "nested"
-    process = start_worker(app, "-c", "1", "-Q", f"luffy-test-{uuid.uuid4().hex[:8]}",
-                           env={"WORKER_STATE_DB": str(folder / "worker-%n.state")})
+    process = start_worker(
+        app,
+        "-c",
+        "1",
+        "-Q",
+        f"luffy-test-{uuid.uuid4().hex[:8]}",
+        env={"WORKER_STATE_DB": str(folder / "worker-%n.state")},
+    )
     stop_worker(process)
     assert [path.name for path in folder.iterdir() if path.name.startswith("worker-test-")]
 
 
 def pool_size(app, hostname):
-    stats = app.extensions["celery"].control.inspect(destination=[hostname], timeout=1).stats() or {}
+    stats = (
+        app.extensions["celery"].control.inspect(destination=[hostname], timeout=1).stats() or {}
+    )
     return len(stats.get(hostname, {}).get("pool", {}).get("processes") or [])
 
 
 def test_grow_and_shrink_reach_the_worker(app, admin_client, small_worker):
     hostname = small_worker.hostname
     assert pool_size(app, hostname) == 1
-    response = post_json(admin_client, "/admin/monitor/workers/pool", {"hostname": hostname, "action": "grow", "n": 1})
+    response = post_json(
+        admin_client,
+        "/admin/monitor/workers/pool",
+        {"hostname": hostname, "action": "grow", "n": 1},
+    )
     assert response.status_code == 200, response.get_json()
     assert wait_for(lambda: pool_size(app, hostname) == 2, timeout=15)
 
-    response = post_json(admin_client, "/admin/monitor/workers/pool", {"hostname": hostname, "action": "shrink", "n": 1})
+    response = post_json(
+        admin_client,
+        "/admin/monitor/workers/pool",
+        {"hostname": hostname, "action": "shrink", "n": 1},
+    )
     assert response.status_code == 200, response.get_json()
     assert wait_for(lambda: pool_size(app, hostname) == 1, timeout=15)
 
 
 def test_rate_limit_reaches_the_worker(app, admin_client, small_worker):
     hostname = small_worker.hostname
-    response = post_json(admin_client, "/admin/monitor/rate-limit",
-                         {"task_name": "tasks.home.update_banner", "rate": "10/m", "hostname": hostname})
+    response = post_json(
+        admin_client,
+        "/admin/monitor/rate-limit",
+        {"task_name": "tasks.home.update_banner", "rate": "10/m", "hostname": hostname},
+    )
     assert response.status_code == 200, response.get_json()
-    registered = app.extensions["celery"].control.inspect(destination=[hostname], timeout=1).registered("rate_limit")
+    registered = (
+        app.extensions["celery"]
+        .control.inspect(destination=[hostname], timeout=1)
+        .registered("rate_limit")
+    )
     assert "tasks.home.update_banner [rate_limit=10/m]" in registered[hostname]
 
-    unknown = post_json(admin_client, "/admin/monitor/rate-limit",
-                        {"task_name": "tasks.no_such_task", "rate": "1/s", "hostname": hostname})
+    unknown = post_json(
+        admin_client,
+        "/admin/monitor/rate-limit",
+        {"task_name": "tasks.no_such_task", "rate": "1/s", "hostname": hostname},
+    )
     assert unknown.status_code == 409
     assert "unknown task" in unknown.get_json()["msg"]
-    post_json(admin_client, "/admin/monitor/rate-limit",
-              {"task_name": "tasks.home.update_banner", "rate": "0", "hostname": hostname})
+    post_json(
+        admin_client,
+        "/admin/monitor/rate-limit",
+        {"task_name": "tasks.home.update_banner", "rate": "0", "hostname": hostname},
+    )
 
 
 @pytest.mark.parametrize(
@@ -309,8 +350,11 @@ def test_page_answers_quickly_with_the_worker_stopped(app, admin_client):
     assert entry is not None and entry["online"] is False and entry["last_seen"]
 
     started = time.monotonic()
-    response = post_json(admin_client, "/admin/monitor/workers/pool",
-                         {"hostname": process.hostname, "action": "grow", "n": 1})
+    response = post_json(
+        admin_client,
+        "/admin/monitor/workers/pool",
+        {"hostname": process.hostname, "action": "grow", "n": 1},
+    )
     assert response.status_code == 503
     assert time.monotonic() - started < ANSWER_WITHIN_SECONDS + 1.0  # includes fetching the form
 
@@ -342,7 +386,9 @@ def test_page_answers_quickly_with_the_broker_stopped(other_app, users, broker, 
     assert sections["tasks"]["ok"] is True  # the results table does not need the broker
 
     started = time.monotonic()
-    response = admin.post("/admin/monitor/tasks/abc/revoke", json={}, headers={"X-CSRFToken": token})
+    response = admin.post(
+        "/admin/monitor/tasks/abc/revoke", json={}, headers={"X-CSRFToken": token}
+    )
     assert response.status_code == 503
     assert time.monotonic() - started < ANSWER_WITHIN_SECONDS
 
@@ -371,20 +417,26 @@ def test_charts_escape_what_they_draw():
 
 def test_sales_section_shows_a_running_sale(app, admin_client):
     """Stock in Redis and in the database, from the flash sale's own sale_status()."""
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
 
     pytest.importorskip("luffy.seckill.services")
     from luffy.extensions import db
     from luffy.models import Course, Sale
     from luffy.seckill import services as seckill
 
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     with app.app_context():
         course = Course(name="监控课", price=99)
         db.session.add(course)
         db.session.flush()
-        sale = Sale(course_id=course.id, price=9, total_stock=7, remaining_stock=7,
-                    start_at=now - timedelta(minutes=1), end_at=now + timedelta(hours=1))
+        sale = Sale(
+            course_id=course.id,
+            price=9,
+            total_stock=7,
+            remaining_stock=7,
+            start_at=now - timedelta(minutes=1),
+            end_at=now + timedelta(hours=1),
+        )
         db.session.add(sale)
         db.session.commit()
         sale_id = sale.id

@@ -4,7 +4,6 @@ Skipped, saying why, where Chromium or Playwright is missing (tests/browser_help
 """
 
 import pytest
-
 from browser_helpers import CHROMIUM, CHROMIUM_ARGS, SCREENSHOTS, playwright_or_skip
 from conftest import start_worker, stop_worker
 from live_servers import environment, start_gunicorn
@@ -56,8 +55,9 @@ def test_dashboard_shows_the_worker_and_a_new_failure_without_a_reload(app, user
         result.get(timeout=30, propagate=False)
         expect(page.locator("#failures")).to_contain_text("boom browser")
         assert page.evaluate("window.__sameDocument") is True
-        expect(page.locator('#state-chart rect[data-state="FAILURE"][data-window="hour"]')).to_have_attribute(
-            "data-count", "1")
+        expect(
+            page.locator('#state-chart rect[data-state="FAILURE"][data-window="hour"]')
+        ).to_have_attribute("data-count", "1")
 
         page.locator("#failures a", has_text="Traceback").first.click()
         expect(page.locator("pre.traceback")).to_contain_text("RuntimeError: boom browser")

@@ -15,11 +15,15 @@ from collections import defaultdict
 import pytest
 import redis
 import requests
-
 from live_servers import BIN, LiveProcess, environment, start_gunicorn, wait_until
 from local_redis import free_port, start_redis
 from seckill_helpers import (
-    DatabaseHold, add_buyers, add_sale, assert_consistent, order_count, session_for,
+    DatabaseHold,
+    add_buyers,
+    add_sale,
+    assert_consistent,
+    order_count,
+    session_for,
 )
 
 BUY = "/api/v1/user/seckill/seckill/"
@@ -98,12 +102,29 @@ def stack(app, tmp_path):
 def start_worker_process(log_dir, env, name, *extra):
     """A worker on the drill's broker (not the session's), returned once it says it is ready."""
     worker = LiveProcess(
-        [str(BIN / "celery"), "-A", "tasks", "worker", "-l", "INFO", "-n", name, "-c", "1",
-         "--without-gossip", "--without-mingle", *extra],
-        log_dir / f"worker-{name.split('@')[0]}.log", env,
+        [
+            str(BIN / "celery"),
+            "-A",
+            "tasks",
+            "worker",
+            "-l",
+            "INFO",
+            "-n",
+            name,
+            "-c",
+            "1",
+            "--without-gossip",
+            "--without-mingle",
+            *extra,
+        ],
+        log_dir / f"worker-{name.split('@')[0]}.log",
+        env,
     )
-    wait_until(lambda: " ready." in worker.output() or not worker.running(), timeout=60,
-               message="the worker to be ready")
+    wait_until(
+        lambda: " ready." in worker.output() or not worker.running(),
+        timeout=60,
+        message="the worker to be ready",
+    )
     assert worker.running(), worker.output()[-3000:]
     return worker
 
@@ -138,6 +159,7 @@ def assert_bought(session, ticket, timeout=60):
 
 def buy_until_queued(session, course_id, timeout=60):
     """Buy, retrying the 503 "recovering" answers a rebuild gives; returns the ticket."""
+
     def attempt():
         response, _ = buy(session, course_id)
         assert response.status_code in (200, 503), response.text
@@ -152,9 +174,13 @@ class Traffic:
     def __init__(self, session, base, paths, threads=4):
         self.results = []
         self.stopping = threading.Event()
-        self.threads = [threading.Thread(target=self._run, args=(session, base, paths[i % len(paths):]
-                                                                  + paths[:i % len(paths)]))
-                        for i in range(threads)]
+        self.threads = [
+            threading.Thread(
+                target=self._run,
+                args=(session, base, paths[i % len(paths) :] + paths[: i % len(paths)]),
+            )
+            for i in range(threads)
+        ]
 
     def _run(self, session, base, paths):
         while not self.stopping.is_set():
@@ -193,8 +219,9 @@ def add_banner(app, title):
 
 
 def test_redis_restart_under_traffic_pages_keep_answering_cache_and_stock_recover(
-        app, private_redis, stack):
-    cache = private_redis("cache")   # REDIS_URL: cache, sale stock, locks; killed below
+    app, private_redis, stack
+):
+    cache = private_redis("cache")  # REDIS_URL: cache, sale stock, locks; killed below
     broker = private_redis("broker")  # survives, so that orders can still be queued
     add_banner(app, "故障演练")
     course_id, sale_id = add_sale(app, 5, course_name="演练课程")
@@ -223,8 +250,11 @@ def test_redis_restart_under_traffic_pages_keep_answering_cache_and_stock_recove
 
     # After: the cache is rebuilt in the new Redis, and the stock from the database: the
     # second buyer is served from what is left (4), never from a fresh 5.
-    wait_until(lambda: cache.client().exists("luffy:cache:home:banners"), timeout=15,
-               message="the banner cache to be rebuilt")
+    wait_until(
+        lambda: cache.client().exists("luffy:cache:home:banners"),
+        timeout=15,
+        message="the banner cache to be rebuilt",
+    )
     assert_bought(bob, buy_until_queued(bob, course_id))
     assert order_count(app, sale_id) == 2
     assert_consistent(app, cache.client(), sale_id, 5)
@@ -233,7 +263,8 @@ def test_redis_restart_under_traffic_pages_keep_answering_cache_and_stock_recove
 
 @pytest.mark.parametrize("outage", ["killed", "frozen"])
 def test_broker_down_requests_needing_it_503_in_time_others_keep_working(
-        app, redis_client, private_redis, stack, outage):
+    app, redis_client, private_redis, stack, outage
+):
     from luffy.seckill.services import KICK_KEY
 
     broker = private_redis("broker")
@@ -245,7 +276,9 @@ def test_broker_down_requests_needing_it_503_in_time_others_keep_working(
     assert_bought(sessions[0], buy_until_queued(sessions[0], course_id))
     # Buys within KICK_SECONDS of a queued order task ride on it without publishing (they
     # are admitted and wait for it); the drill wants the next buy to need the broker.
-    wait_until(lambda: not redis_client.exists(KICK_KEY), timeout=30, message="the order kick to lapse")
+    wait_until(
+        lambda: not redis_client.exists(KICK_KEY), timeout=30, message="the order kick to lapse"
+    )
 
     broker.kill() if outage == "killed" else broker.freeze()
     try:
@@ -255,8 +288,13 @@ def test_broker_down_requests_needing_it_503_in_time_others_keep_working(
 
         # The SMS code is queued with the same short-timeout publish: 503 in time, gone or hung.
         started = time.monotonic()
-        sms = sessions[2].post(web.url + "/api/v1/user/sms/", json={"mobile": "13912345678"}, timeout=15)
-        assert sms.status_code == 503 and time.monotonic() - started < 2.0, (sms.status_code, sms.text)
+        sms = sessions[2].post(
+            web.url + "/api/v1/user/sms/", json={"mobile": "13912345678"}, timeout=15
+        )
+        assert sms.status_code == 503 and time.monotonic() - started < 2.0, (
+            sms.status_code,
+            sms.text,
+        )
 
         started = time.monotonic()
         health = requests.get(web.url + "/healthz", timeout=10)
@@ -266,20 +304,27 @@ def test_broker_down_requests_needing_it_503_in_time_others_keep_working(
         for path in ("/", "/api/v1/home/banners/", "/login", f"/seckill/{course_id}/"):
             started = time.monotonic()
             page = sessions[3].get(web.url + path, timeout=10)
-            assert page.status_code == 200 and time.monotonic() - started < 2.0, (path, page.status_code)
+            assert page.status_code == 200 and time.monotonic() - started < 2.0, (
+                path,
+                page.status_code,
+            )
     finally:
         broker.start() if outage == "killed" else broker.thaw()
 
     # Back: the refused buyer was admitted by no one, so may buy now, and the order is made.
     ticket = buy_until_queued(sessions[1], course_id, timeout=30)
     assert_bought(sessions[1], ticket)
-    wait_until(lambda: requests.get(web.url + "/healthz", timeout=10).status_code == 200, timeout=15,
-               message="/healthz to recover")
+    wait_until(
+        lambda: requests.get(web.url + "/healthz", timeout=10).status_code == 200,
+        timeout=15,
+        message="/healthz to recover",
+    )
     assert order_count(app, sale_id) == 2
 
 
 def test_two_workers_one_sigkilled_during_a_sale_the_other_finishes_exact(
-        app, redis_client, private_redis, stack, tmp_path):
+    app, redis_client, private_redis, stack, tmp_path
+):
     from concurrent.futures import ThreadPoolExecutor
 
     from luffy.seckill.services import PROCESSING_KEYS
@@ -289,16 +334,34 @@ def test_two_workers_one_sigkilled_during_a_sale_the_other_finishes_exact(
     buyers = add_buyers(app, 45, prefix="drill")
     web, _ = stack({"CELERY_BROKER_URL": broker.url(1)}, worker=False)
     env = environment(CELERY_BROKER_URL=broker.url(1), SECKILL_RECONCILE_SECONDS="3")
-    workers = [start_worker_process(tmp_path, env, f"{name}-{free_port()}@%h", "-Q", "seckill")
-               for name in ("one", "two")]
-    beat = LiveProcess([str(BIN / "celery"), "-A", "tasks", "beat", "-l", "INFO",
-                        "-s", str(tmp_path / "beat-schedule")], tmp_path / "beat.log", env)
+    workers = [
+        start_worker_process(tmp_path, env, f"{name}-{free_port()}@%h", "-Q", "seckill")
+        for name in ("one", "two")
+    ]
+    beat = LiveProcess(
+        [
+            str(BIN / "celery"),
+            "-A",
+            "tasks",
+            "beat",
+            "-l",
+            "INFO",
+            "-s",
+            str(tmp_path / "beat-schedule"),
+        ],
+        tmp_path / "beat.log",
+        env,
+    )
     try:
         sessions = [buyer_session(app, web, user_id) for user_id in buyers]
         with DatabaseHold(app, sale_id) as hold:
             with ThreadPoolExecutor(8) as pool:
                 answers = list(pool.map(lambda session: buy(session, course_id)[0], sessions))
-            admitted = {s: r.json()["task_id"] for s, r in zip(sessions, answers) if r.status_code == 200}
+            admitted = {
+                s: r.json()["task_id"]
+                for s, r in zip(sessions, answers, strict=False)
+                if r.status_code == 200
+            }
             assert len(admitted) == 30
             assert all(r.status_code == 409 for r in answers if r.status_code != 200)
 
@@ -306,17 +369,25 @@ def test_two_workers_one_sigkilled_during_a_sale_the_other_finishes_exact(
             def busy_worker():
                 if not any(redis_client.llen(key) for key in PROCESSING_KEYS):
                     return None
-                return next((w for w in workers if "tasks.seckill.create_order[" in w.output()), None)
+                return next(
+                    (w for w in workers if "tasks.seckill.create_order[" in w.output()), None
+                )
 
-            doomed = wait_until(busy_worker, timeout=30, interval=0.05, message="a worker mid-batch")
+            doomed = wait_until(
+                busy_worker, timeout=30, interval=0.05, message="a worker mid-batch"
+            )
             doomed.stop(sig=signal.SIGKILL)
             hold.release()
         survivor = next(w for w in workers if w is not doomed)
         assert order_count(app, sale_id) == 0  # the killed worker wrote nothing
 
         # The survivor finishes, once beat's reconciliation finds the orphaned batch.
-        wait_until(lambda: order_count(app, sale_id) == 30, timeout=120, interval=0.5,
-                   message="the surviving worker to place every order")
+        wait_until(
+            lambda: order_count(app, sale_id) == 30,
+            timeout=120,
+            interval=0.5,
+            message="the surviving worker to place every order",
+        )
         assert survivor.running() and "tasks.seckill.create_order[" in survivor.output()
     finally:
         beat.stop()

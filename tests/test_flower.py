@@ -7,7 +7,6 @@ import time
 
 import pytest
 import requests
-
 from conftest import BIN, ROOT, RUNTIME, restore_celery, start_worker, stop_worker
 
 USER, PASSWORD = "ops", "flower-test-password"
@@ -16,9 +15,19 @@ USER, PASSWORD = "ops", "flower-test-password"
 def start_flower(port, env=None):
     log_path = RUNTIME["tmp"] / f"flower-{port}.log"
     process = subprocess.Popen(
-        [str(BIN / "celery"), "-A", "tasks", "flower", f"--port={port}", "--address=127.0.0.1",
-         f"--basic-auth={USER}:{PASSWORD}"],
-        cwd=ROOT, stdout=open(log_path, "wb"), stderr=subprocess.STDOUT, start_new_session=True,
+        [
+            str(BIN / "celery"),
+            "-A",
+            "tasks",
+            "flower",
+            f"--port={port}",
+            "--address=127.0.0.1",
+            f"--basic-auth={USER}:{PASSWORD}",
+        ],
+        cwd=ROOT,
+        stdout=open(log_path, "wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
         env={**os.environ, **(env or {})},
     )
     process.log_path = log_path
@@ -43,8 +52,9 @@ def wait_for_worker_in_flower(flower, base, hostname, timeout=60):
     while time.monotonic() < deadline:
         assert flower.poll() is None, flower.log_path.read_text(errors="replace")
         try:
-            response = requests.get(f"{base}/api/workers", params={"refresh": "1"},
-                                    auth=(USER, PASSWORD), timeout=10)
+            response = requests.get(
+                f"{base}/api/workers", params={"refresh": "1"}, auth=(USER, PASSWORD), timeout=10
+            )
             if response.status_code == 200:
                 listed = response.json()
                 if hostname in listed:
@@ -52,15 +62,19 @@ def wait_for_worker_in_flower(flower, base, hostname, timeout=60):
         except requests.RequestException:
             pass
         time.sleep(0.5)
-    raise AssertionError(f"Flower never listed {hostname}: {listed}\n"
-                         + flower.log_path.read_text(errors="replace")[-3000:])
+    raise AssertionError(
+        f"Flower never listed {hostname}: {listed}\n"
+        + flower.log_path.read_text(errors="replace")[-3000:]
+    )
 
 
 def wait_for_task_in_flower(base, task_id, timeout=30):
     """Flower's record of one task, which it only has from the worker's task events."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        response = requests.get(f"{base}/api/task/info/{task_id}", auth=(USER, PASSWORD), timeout=10)
+        response = requests.get(
+            f"{base}/api/task/info/{task_id}", auth=(USER, PASSWORD), timeout=10
+        )
         if response.status_code == 200 and response.json().get("state") == "SUCCESS":
             return response.json()
         time.sleep(0.5)
@@ -96,8 +110,9 @@ def test_flower_on_rabbitmq_lists_the_worker(app, monkeypatch):
     """The same against RabbitMQ; the worker only consumes a queue of its own."""
     import uuid
 
-    from config import TestingConfig
     from local_redis import free_port
+
+    from config import TestingConfig
     from luffy import create_app
 
     url = os.environ.get("LUFFY_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672//")
@@ -109,8 +124,14 @@ def test_flower_on_rabbitmq_lists_the_worker(app, monkeypatch):
     monkeypatch.setenv("CELERY_BROKER_URL", url)
     rabbit = create_app(TestingConfig)
     try:
-        process = start_worker(rabbit, "-c", "1", "-Q", f"luffy-test-{uuid.uuid4().hex[:8]}",
-                               name=f"flower-{uuid.uuid4().hex[:6]}@%h")
+        process = start_worker(
+            rabbit,
+            "-c",
+            "1",
+            "-Q",
+            f"luffy-test-{uuid.uuid4().hex[:8]}",
+            name=f"flower-{uuid.uuid4().hex[:6]}@%h",
+        )
         try:
             check_flower(free_port(), process.hostname)
         finally:

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 import requests
-
 from conftest import BIN, ROOT, RUNTIME, restore_celery
 
 TOKEN = "test-metrics-token"
@@ -87,9 +86,11 @@ def test_task_counters_move_when_tasks_run(app, client, token, worker):
     def moved():
         after = scrape(client)
         done = value(after, "luffy_tasks_total", name=name, state="SUCCESS") - value(
-            before, "luffy_tasks_total", name=name, state="SUCCESS")
+            before, "luffy_tasks_total", name=name, state="SUCCESS"
+        )
         fails = value(after, "luffy_tasks_total", name="tests.fails", state="FAILURE") - value(
-            before, "luffy_tasks_total", name="tests.fails", state="FAILURE")
+            before, "luffy_tasks_total", name="tests.fails", state="FAILURE"
+        )
         return after if done == 2 and fails == 1 else None
 
     deadline = time.monotonic() + 15  # workers flush their counts once a second
@@ -98,8 +99,11 @@ def test_task_counters_move_when_tasks_run(app, client, token, worker):
         time.sleep(0.3)
         after = moved()
     assert after is not None, "task counters did not move"
-    assert value(after, "luffy_tasks_total", name=name, state="SENT") - value(
-        before, "luffy_tasks_total", name=name, state="SENT") == 2
+    assert (
+        value(after, "luffy_tasks_total", name=name, state="SENT")
+        - value(before, "luffy_tasks_total", name=name, state="SENT")
+        == 2
+    )
     assert value(after, "luffy_tasks_total", name=name, state="STARTED") >= 2
     assert value(after, "luffy_broker_up") == 1
     assert value(after, "luffy_workers_online") >= 1
@@ -115,15 +119,18 @@ def test_banner_cache_hits_and_misses_are_counted(app, client, token):
     after = scrape(client)
 
     def moved(**labels):
-        return value(after, "luffy_banner_cache_total", **labels) - value(before, "luffy_banner_cache_total", **labels)
+        return value(after, "luffy_banner_cache_total", **labels) - value(
+            before, "luffy_banner_cache_total", **labels
+        )
 
     assert moved(result="miss", layer="redis") + moved(result="hit", layer="redis") == 1
     assert moved(result="hit", layer="process") == 4
 
 
 def test_metrics_answer_quickly_with_the_broker_down(app, monkeypatch):
-    from config import TestingConfig
     from local_redis import free_port
+
+    from config import TestingConfig
     from luffy import create_app
 
     monkeypatch.setenv("CELERY_BROKER_URL", f"redis://127.0.0.1:{free_port()}/1")
@@ -166,9 +173,17 @@ def gunicorn(app, token):
     log_file = open(log_path, "wb")
     process = subprocess.Popen(
         [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "wsgi:app"],
-        cwd=ROOT, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,
-        env={**os.environ, "WEB_BIND": f"127.0.0.1:{port}", "WEB_CONCURRENCY": "2",
-             "WEB_THREADS": "2", "METRICS_TOKEN": TOKEN},
+        cwd=ROOT,
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        env={
+            **os.environ,
+            "WEB_BIND": f"127.0.0.1:{port}",
+            "WEB_CONCURRENCY": "2",
+            "WEB_THREADS": "2",
+            "METRICS_TOKEN": TOKEN,
+        },
     )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60

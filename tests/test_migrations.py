@@ -11,18 +11,22 @@ import uuid
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from conftest import ROOT
+from live_servers import BIN, environment
 from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import make_url
 
 from config import sqlalchemy_url
-from conftest import ROOT
-from live_servers import BIN, environment
 
 
 def flask_db(database_url, *args):
     result = subprocess.run(
-        [str(BIN / "flask"), "--app", "wsgi", "db", *args], cwd=ROOT,
-        env=environment(DATABASE_URL=database_url), capture_output=True, text=True, timeout=180,
+        [str(BIN / "flask"), "--app", "wsgi", "db", *args],
+        cwd=ROOT,
+        env=environment(DATABASE_URL=database_url),
+        capture_output=True,
+        text=True,
+        timeout=180,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     return result
@@ -36,7 +40,9 @@ def empty_database(request, tmp_path):
         return
     server = os.environ.get("LUFFY_TEST_DATABASE_URL", "")
     if not server.startswith(("postgres://", "postgresql")):
-        pytest.skip("PostgreSQL migrations run under `make test-prod` (LUFFY_TEST_DATABASE_URL unset)")
+        pytest.skip(
+            "PostgreSQL migrations run under `make test-prod` (LUFFY_TEST_DATABASE_URL unset)"
+        )
     url = make_url(sqlalchemy_url(server))
     name = f"luffy_migrations_{uuid.uuid4().hex[:8]}"
     admin = create_engine(url, isolation_level="AUTOCOMMIT")

@@ -8,7 +8,6 @@ import time
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
-
 from conftest import start_worker, stop_worker
 
 META_TOKEN = re.compile(r'<meta name="csrf-token" content="([^"]+)"')
@@ -23,8 +22,7 @@ def api_token(client):
 
 def post(client, url, body, token=None):
     headers = {"X-CSRFToken": token or api_token(client)}
-    return client.post(url, data=json.dumps(body), content_type="application/json",
-                       headers=headers)
+    return client.post(url, data=json.dumps(body), content_type="application/json", headers=headers)
 
 
 MAIL = {"to": "alice@example.com", "subject": "课程更新", "message": "第 3 章已上线。\n<b>欢迎</b>"}
@@ -66,29 +64,33 @@ def test_admin_queues_a_templated_mail(app, admin_client, worker, mailbox):
         time.sleep(0.1)
 
 
-@pytest.mark.parametrize("body", [
-    {},
-    {"to": "not-an-address", "subject": "s", "message": "m"},
-    {"to": "a@example.com", "subject": "bad\r\nBcc: x@example.com", "message": "m"},
-    {"to": "a@example.com", "subject": "s" * 201, "message": "m"},
-    {"to": "a@example.com", "subject": "s", "message": 42},
-    {"to": ["a@example.com"], "subject": "s", "message": "m"},
-    [1, 2],
-    {**MAIL, "countdown": -1},
-    {**MAIL, "countdown": "10"},
-    {**MAIL, "countdown": 8 * 86400},
-    {**MAIL, "eta": "tomorrow"},
-    {**MAIL, "eta": "2099-01-01T00:00:00"},
-    {**MAIL, "eta": "2026-01-01T00:00:00", "countdown": 5},
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"to": "not-an-address", "subject": "s", "message": "m"},
+        {"to": "a@example.com", "subject": "bad\r\nBcc: x@example.com", "message": "m"},
+        {"to": "a@example.com", "subject": "s" * 201, "message": "m"},
+        {"to": "a@example.com", "subject": "s", "message": 42},
+        {"to": ["a@example.com"], "subject": "s", "message": "m"},
+        [1, 2],
+        {**MAIL, "countdown": -1},
+        {**MAIL, "countdown": "10"},
+        {**MAIL, "countdown": 8 * 86400},
+        {**MAIL, "eta": "tomorrow"},
+        {**MAIL, "eta": "2099-01-01T00:00:00"},
+        {**MAIL, "eta": "2026-01-01T00:00:00", "countdown": 5},
+    ],
+)
 def test_email_endpoint_refuses_bad_input(admin_client, body):
     response = post(admin_client, "/api/v1/user/email/", body)
     assert response.status_code == 400
     assert response.get_json()["code"] == 101
 
 
-def test_a_mail_can_be_sent_later_at_an_eta_in_the_configured_time_zone(app, admin_client, worker,
-                                                                          mailbox):
+def test_a_mail_can_be_sent_later_at_an_eta_in_the_configured_time_zone(
+    app, admin_client, worker, mailbox
+):
     from datetime import datetime, timedelta
     from zoneinfo import ZoneInfo
 
@@ -104,15 +106,15 @@ def test_a_mail_can_be_sent_later_at_an_eta_in_the_configured_time_zone(app, adm
 
 
 def test_email_endpoint_refuses_a_non_json_body(admin_client):
-    response = admin_client.post("/api/v1/user/email/", data="to=x", headers={
-        "X-CSRFToken": api_token(admin_client)})
+    response = admin_client.post(
+        "/api/v1/user/email/", data="to=x", headers={"X-CSRFToken": api_token(admin_client)}
+    )
     assert response.status_code == 400
 
 
 def test_mail_retries_with_backoff_until_the_smtp_server_is_back(app, admin_client):
     """The SMTP server is down when the task first runs: it retries, and delivers once it is up."""
     from aiosmtpd.controller import Controller
-
     from conftest import Mailbox
     from local_redis import free_port
 
@@ -123,8 +125,9 @@ def test_mail_retries_with_backoff_until_the_smtp_server_is_back(app, admin_clie
     try:
         from tasks.user import send_email
 
-        result = send_email.apply_async(("bob@example.com", "稍后送达"), {"context": {"message": "hi"}},
-                                        queue=queue)
+        result = send_email.apply_async(
+            ("bob@example.com", "稍后送达"), {"context": {"message": "hi"}}, queue=queue
+        )
         deadline = time.monotonic() + 30
         while result.state != "RETRY":
             assert time.monotonic() < deadline, "the task never retried"
@@ -147,10 +150,21 @@ def test_sms_endpoint_needs_login(client):
     assert post(client, "/api/v1/user/sms/", {"mobile": "13912345678"}).status_code == 401
 
 
-@pytest.mark.parametrize("mobile", [
-    "", "1391234567", "139123456789", "23912345678", "12912345678", "1391234567x",
-    "+8613912345678", 13912345678, None, "１３９１２３４５６７８",
-])
+@pytest.mark.parametrize(
+    "mobile",
+    [
+        "",
+        "1391234567",
+        "139123456789",
+        "23912345678",
+        "12912345678",
+        "1391234567x",
+        "+8613912345678",
+        13912345678,
+        None,
+        "１３９１２３４５６７８",
+    ],
+)
 def test_sms_validates_the_mobile(buyer_client, mobile):
     response = post(buyer_client, "/api/v1/user/sms/", {"mobile": mobile})
     assert response.status_code == 400
@@ -191,16 +205,21 @@ def test_sms_rate_limit_per_mobile(buyer_client):
 def test_sms_rate_limit_per_client_address(app, buyer_client, monkeypatch):
     monkeypatch.setitem(app.config, "SMS_ADDRESS_LIMIT", 3)
     token = api_token(buyer_client)
-    answers = [post(buyer_client, "/api/v1/user/sms/", {"mobile": f"1360000000{i}"}, token).status_code
-               for i in range(5)]
+    answers = [
+        post(buyer_client, "/api/v1/user/sms/", {"mobile": f"1360000000{i}"}, token).status_code
+        for i in range(5)
+    ]
     assert answers == [200, 200, 200, 429, 429]
     other = app.test_client()
     from conftest import login
 
     login(other, "root", "root-password")
-    response = other.post("/api/v1/user/sms/", json={"mobile": "13600000009"},
-                          headers={"X-CSRFToken": api_token(other)},
-                          environ_base={"REMOTE_ADDR": "10.0.0.2"})
+    response = other.post(
+        "/api/v1/user/sms/",
+        json={"mobile": "13600000009"},
+        headers={"X-CSRFToken": api_token(other)},
+        environ_base={"REMOTE_ADDR": "10.0.0.2"},
+    )
     assert response.status_code == 200  # another address has its own allowance
 
 
@@ -212,8 +231,9 @@ class SmsGateway(BaseHTTPRequestHandler):
 
     def do_POST(self):
         length = int(self.headers["Content-Length"])
-        SmsGateway.received.append((self.headers.get("Authorization"),
-                                    json.loads(self.rfile.read(length))))
+        SmsGateway.received.append(
+            (self.headers.get("Authorization"), json.loads(self.rfile.read(length)))
+        )
         self.send_response(SmsGateway.status)
         self.end_headers()
 
@@ -236,7 +256,9 @@ def test_http_sms_backend_posts_to_the_provider(app, sms_gateway, monkeypatch):
     from luffy.sms import HttpSmsBackend, SmsError, get_sms_backend
 
     monkeypatch.setitem(app.config, "SMS_BACKEND", "http")
-    monkeypatch.setitem(app.config, "SMS_HTTP_URL", f"http://127.0.0.1:{sms_gateway.server_port}/send")
+    monkeypatch.setitem(
+        app.config, "SMS_HTTP_URL", f"http://127.0.0.1:{sms_gateway.server_port}/send"
+    )
     monkeypatch.setitem(app.config, "SMS_HTTP_TOKEN", "secret-token")
     monkeypatch.delitem(app.extensions, "luffy_sms", raising=False)
     try:
@@ -245,7 +267,8 @@ def test_http_sms_backend_posts_to_the_provider(app, sms_gateway, monkeypatch):
             assert isinstance(backend, HttpSmsBackend)
             backend.send("13912345678", "验证码 123456")
             assert SmsGateway.received == [
-                ("Bearer secret-token", {"mobile": "13912345678", "text": "验证码 123456"})]
+                ("Bearer secret-token", {"mobile": "13912345678", "text": "验证码 123456"})
+            ]
             SmsGateway.status = 503
             with pytest.raises(SmsError):
                 backend.send("13912345678", "again")
@@ -262,4 +285,3 @@ def test_http_sms_backend_unreachable_raises_sms_error(app, monkeypatch):
     monkeypatch.setitem(app.config, "SMS_HTTP_URL", f"http://127.0.0.1:{port}/send")
     with pytest.raises(SmsError):
         HttpSmsBackend(app).send("13912345678", "x")
-

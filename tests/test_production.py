@@ -10,7 +10,6 @@ import sys
 
 import pytest
 import requests
-
 from conftest import ROOT
 from live_servers import BIN, LiveProcess, environment, start_gunicorn, wait_until
 from local_redis import free_port
@@ -35,7 +34,11 @@ def test_app_refuses_to_start_without_a_secret_key(secret):
     env = environment(**{**PRODUCTION, "SECRET_KEY": secret})
     result = subprocess.run(
         [sys.executable, "-c", "from luffy import create_app; create_app()"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode != 0
     assert "needs SECRET_KEY" in result.stderr
@@ -44,26 +47,37 @@ def test_app_refuses_to_start_without_a_secret_key(secret):
 def test_gunicorn_refuses_to_start_without_a_secret_key():
     result = subprocess.run(
         [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "wsgi:app"],
-        cwd=ROOT, env=environment(LUFFY_ENV="production", SECRET_KEY=None,
-                                  WEB_BIND=f"127.0.0.1:{free_port()}"),
-        capture_output=True, text=True, timeout=60,
+        cwd=ROOT,
+        env=environment(
+            LUFFY_ENV="production", SECRET_KEY=None, WEB_BIND=f"127.0.0.1:{free_port()}"
+        ),
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode != 0
     assert "needs SECRET_KEY" in result.stdout + result.stderr
 
 
-@pytest.mark.parametrize("setting, recycled_after, jitter", [(None, 100_000, 50_000), ("0", 0, 0),
-                                                             ("5000", 5000, 2500)])
+@pytest.mark.parametrize(
+    "setting, recycled_after, jitter", [(None, 100_000, 50_000), ("0", 0, 0), ("5000", 5000, 2500)]
+)
 def test_gunicorn_recycles_workers_rarely_and_apart(setting, recycled_after, jitter):
     # A flash sale serves thousands of requests a second: a low max_requests would restart
     # every worker every few seconds; the jitter keeps two workers' restarts apart.
     result = subprocess.run(
         [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "--print-config", "wsgi:app"],
-        cwd=ROOT, env=environment(WEB_MAX_REQUESTS=setting), capture_output=True, text=True, timeout=60,
+        cwd=ROOT,
+        env=environment(WEB_MAX_REQUESTS=setting),
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 0, result.stderr
-    printed = {name.strip(): value.strip() for name, _, value in
-               (line.partition("=") for line in result.stdout.splitlines())}
+    printed = {
+        name.strip(): value.strip()
+        for name, _, value in (line.partition("=") for line in result.stdout.splitlines())
+    }
     assert int(printed["max_requests"]) == recycled_after
     assert int(printed["max_requests_jitter"]) == jitter
 
@@ -116,8 +130,11 @@ def test_every_gunicorn_and_app_log_line_is_json(broken_production_server):
     requests.get(server.url + "/login?next=%2F", timeout=10)
 
     def access_record():
-        return [r for r in json_lines(server.output())
-                if r["logger"] == "gunicorn.access" and r.get("query") == "next=%2F"]
+        return [
+            r
+            for r in json_lines(server.output())
+            if r["logger"] == "gunicorn.access" and r.get("query") == "next=%2F"
+        ]
 
     record = wait_until(access_record, timeout=10, message="the access log line")[0]
     assert record["status"] == 200 and record["method"] == "GET" and record["path"] == "/login"
@@ -130,22 +147,59 @@ def test_every_gunicorn_and_app_log_line_is_json(broken_production_server):
 def test_worker_and_beat_log_json_lines(app, tmp_path):
     """Run as the deployment runs them (``--quiet``: no start-up banner on stdout)."""
     env = environment(**PRODUCTION)
-    worker = LiveProcess([str(BIN / "celery"), "-A", "tasks", "--quiet", "worker", "-l", "INFO",
-                          "-c", "1", "-n", f"json-{free_port()}@%h", "--without-gossip",
-                          "--without-mingle"], tmp_path / "worker.log", env)
-    beat = LiveProcess([str(BIN / "celery"), "-A", "tasks", "--quiet", "beat", "-l", "INFO",
-                        "-s", str(tmp_path / "beat-schedule")], tmp_path / "beat.log", env)
+    worker = LiveProcess(
+        [
+            str(BIN / "celery"),
+            "-A",
+            "tasks",
+            "--quiet",
+            "worker",
+            "-l",
+            "INFO",
+            "-c",
+            "1",
+            "-n",
+            f"json-{free_port()}@%h",
+            "--without-gossip",
+            "--without-mingle",
+        ],
+        tmp_path / "worker.log",
+        env,
+    )
+    beat = LiveProcess(
+        [
+            str(BIN / "celery"),
+            "-A",
+            "tasks",
+            "--quiet",
+            "beat",
+            "-l",
+            "INFO",
+            "-s",
+            str(tmp_path / "beat-schedule"),
+        ],
+        tmp_path / "beat.log",
+        env,
+    )
     try:
         wait_until(lambda: " ready." in worker.output(), timeout=60, message="the worker")
-        wait_until(lambda: "beat: Starting" in beat.output() or not beat.running(), timeout=60,
-                   message="beat")
+        wait_until(
+            lambda: "beat: Starting" in beat.output() or not beat.running(),
+            timeout=60,
+            message="beat",
+        )
     finally:
         worker.stop()
         beat.stop()
     # Celery prints its shutdown notice straight to stdout, bypassing logging.
-    worker_lines = "\n".join(line for line in worker.output().splitlines()
-                             if not line.startswith("worker: Warm shutdown"))
+    worker_lines = "\n".join(
+        line
+        for line in worker.output().splitlines()
+        if not line.startswith("worker: Warm shutdown")
+    )
     records = json_lines(worker_lines)
-    assert any(r["msg"].endswith(" ready.") and r["logger"] == "celery.apps.worker" for r in records)
+    assert any(
+        r["msg"].endswith(" ready.") and r["logger"] == "celery.apps.worker" for r in records
+    )
     beat_records = json_lines(beat.output())
     assert any(r["msg"].startswith("beat: Starting") for r in beat_records)

@@ -17,7 +17,9 @@ ECHO = "redis.call('INCR', KEYS[1]) return {ARGV[1], redis.call('GET', KEYS[1])}
 
 @pytest.fixture
 def client(app):
-    return redis.Redis.from_url(app.config["REDIS_URL"], socket_timeout=0.5, socket_connect_timeout=0.5)
+    return redis.Redis.from_url(
+        app.config["REDIS_URL"], socket_timeout=0.5, socket_connect_timeout=0.5
+    )
 
 
 def test_runs_the_script_and_reuses_one_connection(client):
@@ -67,7 +69,10 @@ def test_an_idle_connection_the_server_closed_is_replaced_at_once(client):
     for entry in client.client_list():
         if entry["cmd"] in ("evalsha", "eval"):
             client.client_kill_filter(_id=entry["id"])
-    assert script(keys=["luffy:test:n"], args=["b"]) == [b"b", b"3"]  # ran once, on a new connection
+    assert script(keys=["luffy:test:n"], args=["b"]) == [
+        b"b",
+        b"3",
+    ]  # ran once, on a new connection
     assert len(script._idle) == 1  # the other dead one was dropped, not kept for the next caller
     assert script(keys=["luffy:test:n"], args=["c"]) == [b"c", b"4"]
     script.close()
@@ -77,7 +82,9 @@ def test_a_server_that_refuses_fails_at_once_without_retrying():
     port = socket.create_server(("127.0.0.1", 0))
     address = port.getsockname()
     port.close()  # nobody listens there now
-    refused = redis.Redis(host=address[0], port=address[1], socket_timeout=0.3, socket_connect_timeout=0.3)
+    refused = redis.Redis(
+        host=address[0], port=address[1], socket_timeout=0.3, socket_connect_timeout=0.3
+    )
     script = DirectScript(refused, ECHO)
     started = time.monotonic()
     with pytest.raises(ConnectionError):
@@ -104,8 +111,13 @@ def test_a_silent_server_times_out_and_its_connection_is_dropped():
     held = []
     accepting = threading.Thread(target=lambda: held.append(listener.accept()), daemon=True)
     accepting.start()
-    silent = redis.Redis(host="127.0.0.1", port=listener.getsockname()[1], socket_timeout=0.3,
-                         socket_connect_timeout=0.3, protocol=2)
+    silent = redis.Redis(
+        host="127.0.0.1",
+        port=listener.getsockname()[1],
+        socket_timeout=0.3,
+        socket_connect_timeout=0.3,
+        protocol=2,
+    )
     script = DirectScript(silent, ECHO)
     started = time.monotonic()
     with pytest.raises((TimeoutError, ConnectionError)):
@@ -124,7 +136,11 @@ def test_a_forked_child_opens_its_own_connection(client):
     if pid == 0:  # the child: must not use the parent's socket
         try:
             reply = script(keys=["luffy:test:n"], args=["child"])
-            ok = reply == [b"child", b"2"] and script._idle and script._idle[0] is not parent_connection
+            ok = (
+                reply == [b"child", b"2"]
+                and script._idle
+                and script._idle[0] is not parent_connection
+            )
             os.write(write, b"1" if ok else b"0")
         finally:
             os._exit(0)

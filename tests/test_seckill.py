@@ -10,18 +10,32 @@ from datetime import timedelta
 import pytest
 import redis
 import requests
+from conftest import start_worker, stop_worker
 from itsdangerous import URLSafeTimedSerializer
+from seckill_helpers import (
+    BUY,
+    RESULT,
+    DatabaseHold,
+    LiveServer,
+    add_buyers,
+    add_sale,
+    assert_consistent,
+    buy,
+    logged_in_client,
+    order_count,
+    orders_of,
+    redis_state,
+    remaining,
+    result,
+    session_for,
+    wait_until,
+)
 from sqlalchemy import func, select, update
 
-from conftest import start_worker, stop_worker
 from luffy.extensions import db
 from luffy.models import Course, Order, Sale
 from luffy.models.base import utcnow
 from luffy.seckill import services
-from seckill_helpers import (
-    BUY, RESULT, DatabaseHold, LiveServer, add_buyers, add_sale, assert_consistent, buy, logged_in_client,
-    order_count, orders_of, redis_state, remaining, result, session_for, wait_until,
-)
 
 
 def final_answer(client, ticket, timeout=60):
@@ -59,7 +73,9 @@ def order_tasks_finished(app, redis_client):
         recent = queue.zrangebyscore("unacked_index", time.time() - 10, "+inf")
         unacked = [json.loads(m)[0] for m in queue.hmget("unacked", recent) if m] if recent else []
         return queue.llen("seckill") + sum(
-            1 for message in unacked if message.get("headers", {}).get("task", "").startswith("tasks.seckill.")
+            1
+            for message in unacked
+            if message.get("headers", {}).get("task", "").startswith("tasks.seckill.")
         )
 
     def finished():
@@ -96,14 +112,16 @@ def fire_together(url, course_id, credentials, requests_each):
         http = requests.Session()
         http.cookies.set("session", cookie)
         barrier.wait()
-        response = http.post(url + BUY, json={"course_id": course_id},
-                             headers={"X-CSRFToken": token}, timeout=60)
+        response = http.post(
+            url + BUY, json={"course_id": course_id}, headers={"X-CSRFToken": token}, timeout=60
+        )
         with lock:
             answers.append((user_id, response.status_code, response.json()))
 
     threads = [
         threading.Thread(target=fire, args=(user_id, *credentials[user_id]))
-        for user_id in credentials for _ in range(requests_each)
+        for user_id in credentials
+        for _ in range(requests_each)
     ]
     for thread in threads:
         thread.start()
@@ -180,7 +198,7 @@ def test_tickets_are_random_unique_and_never_shared_with_a_forked_child():
     child = os.read(read, 320).decode()
     os.close(read)
     parent = [source.next() for _ in range(10)]
-    assert not {child[i:i + 32] for i in range(0, 320, 32)} & set(parent)
+    assert not {child[i : i + 32] for i in range(0, 320, 32)} & set(parent)
 
 
 def test_result_states_2_3_1_and_0_only_for_the_owner(app, worker, redis_client):
@@ -205,8 +223,11 @@ def test_result_states_2_3_1_and_0_only_for_the_owner(app, worker, redis_client)
 
         with DatabaseHold(app, sale_id):
             paused.resume()  # the order task starts and blocks on the held row
-            wait_until(lambda: result(buyer, ticket).get_json()["success"] == "3", timeout=30,
-                       message="state 3 (running)")
+            wait_until(
+                lambda: result(buyer, ticket).get_json()["success"] == "3",
+                timeout=30,
+                message="state 3 (running)",
+            )
         assert final_answer(buyer, ticket)[-1] == "1"
 
         response = buy(inactive, course_id)  # admitted by Redis, refused by the order task
@@ -230,11 +251,16 @@ def test_worker_sigkilled_mid_batch_then_restarted_ends_exact(app, worker, redis
         try:
             with DatabaseHold(app, sale_id):
                 answers = {user_id: buy(client, course_id) for user_id, client in clients.items()}
-                admitted = {u: r.get_json()["task_id"] for u, r in answers.items() if r.status_code == 200}
+                admitted = {
+                    u: r.get_json()["task_id"] for u, r in answers.items() if r.status_code == 200
+                }
                 assert len(admitted) == 10
                 assert all(r.status_code == 409 for r in answers.values() if r.status_code != 200)
-                wait_until(lambda: redis_state(redis_client, sale_id)["processing"] > 0, timeout=30,
-                           message="the order task taking a batch")
+                wait_until(
+                    lambda: redis_state(redis_client, sale_id)["processing"] > 0,
+                    timeout=30,
+                    message="the order task taking a batch",
+                )
                 stop_worker(own, sig=signal.SIGKILL)  # the whole worker, main process included
             assert order_count(app, sale_id) == 0
             assert redis_state(redis_client, sale_id)["processing"] > 0
@@ -243,7 +269,10 @@ def test_worker_sigkilled_mid_batch_then_restarted_ends_exact(app, worker, redis
 
             def settled():
                 reconcile.delay()  # what beat does every SECKILL_RECONCILE_SECONDS
-                return order_count(app, sale_id) == 10 and redis_state(redis_client, sale_id)["queued"] == 0
+                return (
+                    order_count(app, sale_id) == 10
+                    and redis_state(redis_client, sale_id)["queued"] == 0
+                )
 
             wait_until(settled, timeout=90, interval=3, message="orders after the restart")
         finally:
@@ -265,14 +294,22 @@ def test_a_long_backlog_is_drained_by_two_worker_processes_at_once(app, worker, 
         try:
             with DatabaseHold(app, sale_id):
                 with app.app_context():
-                    tickets = {user_id: services.admit(user_id, course_id, "10.0.0.1") for user_id in user_ids}
+                    tickets = {
+                        user_id: services.admit(user_id, course_id, "10.0.0.1")
+                        for user_id in user_ids
+                    }
 
                 # The first order task fans out a second one: both slots hold a batch at once.
                 def both_slots_busy():
-                    return all(redis_client.exists(services.lock_key(slot))
-                               and redis_client.llen(services.processing_key(slot)) for slot in (0, 1))
+                    return all(
+                        redis_client.exists(services.lock_key(slot))
+                        and redis_client.llen(services.processing_key(slot))
+                        for slot in (0, 1)
+                    )
 
-                wait_until(both_slots_busy, timeout=30, interval=0.05, message="two drainers at once")
+                wait_until(
+                    both_slots_busy, timeout=30, interval=0.05, message="two drainers at once"
+                )
             wait_until(lambda: order_count(app, sale_id) == 40, timeout=90, message="every order")
         finally:
             for process in own:
@@ -354,7 +391,9 @@ def test_redis_flushed_mid_sale_is_rebuilt_from_the_database(app, worker, redis_
     assert len(orders) == 10 and remaining(app, sale_id) == 0
 
 
-def test_reconciliation_finishes_a_lost_order_task_and_refunds_a_lost_ticket(app, worker, redis_client):
+def test_reconciliation_finishes_a_lost_order_task_and_refunds_a_lost_ticket(
+    app, worker, redis_client
+):
     from tasks.seckill import reconcile
 
     course_id, sale_id = add_sale(app, 5)
@@ -381,14 +420,22 @@ def test_buyer_gets_one_text_and_one_mail(app, worker, mailbox):
     from tasks.seckill import notify_buyer
 
     course_id, sale_id = add_sale(app, 2)
-    user_id = add_buyers(app, 1, prefix="notified", mobile="13912345678", email="notified@example.com")[0]
+    user_id = add_buyers(
+        app, 1, prefix="notified", mobile="13912345678", email="notified@example.com"
+    )[0]
     client = logged_in_client(app, user_id)
     assert final_answer(client, buy(client, course_id).get_json()["task_id"])[-1] == "1"
     message = mailbox.wait_for(1)[0]
     assert message["Subject"] == "秒杀成功" and message.envelope_to == ["notified@example.com"]
     assert "恭喜您秒杀成功" in message.get_body(("plain",)).get_content()
-    wait_until(lambda: "SMS to 13912345678: 【路飞学城】恭喜您秒杀成功" in worker.log_path.read_text(errors="replace"),
-               timeout=30, message="the text message (console SMS backend, in the worker log)")
+    wait_until(
+        lambda: (
+            "SMS to 13912345678: 【路飞学城】恭喜您秒杀成功"
+            in worker.log_path.read_text(errors="replace")
+        ),
+        timeout=30,
+        message="the text message (console SMS backend, in the worker log)",
+    )
     with app.app_context():
         order_id = db.session.scalar(select(Order.id).where(Order.sale_id == sale_id))
     assert notify_buyer.delay(order_id).get(timeout=30)["sent"] == []  # a redelivery sends nothing
@@ -406,7 +453,9 @@ def test_reconciliation_repairs_stock_and_alerts_on_a_database_mismatch(app, red
         db.session.commit()  # a hand edit: 2 units gone without orders
         report = reconcile_sales()
     assert "Redis stock 9 set to 5 (total - buyers)" in report["sales"][0]["repaired"]
-    assert report["problems"] == [f"sale {sale_id}: database has 0 orders but total - remaining = 2"]
+    assert report["problems"] == [
+        f"sale {sale_id}: database has 0 orders but total - remaining = 2"
+    ]
     alert = mailbox.wait_for(1)[0]
     assert alert["Subject"] == "[路飞学城告警] 秒杀对账发现无法修复的差异"
     assert report["problems"][0] in alert.get_content()
@@ -422,9 +471,17 @@ def test_reconcile_is_in_the_beat_schedule(app):
 @pytest.mark.parametrize(
     "body, status",
     [
-        (None, 400), ({}, 400), ([], 400), ({"course_id": "abc"}, 400), ({"course_id": None}, 400),
-        ({"course_id": True}, 400), ({"course_id": -1}, 400), ({"course_id": 0}, 400),
-        ({"course_id": 1.5}, 400), ({"course_id": "1" * 40}, 400), ({"course_id": 2**40}, 400),
+        (None, 400),
+        ({}, 400),
+        ([], 400),
+        ({"course_id": "abc"}, 400),
+        ({"course_id": None}, 400),
+        ({"course_id": True}, 400),
+        ({"course_id": -1}, 400),
+        ({"course_id": 0}, 400),
+        ({"course_id": 1.5}, 400),
+        ({"course_id": "1" * 40}, 400),
+        ({"course_id": 2**40}, 400),
         ({"course_id": 999999}, 404),
     ],
 )
@@ -439,7 +496,10 @@ def test_bad_input_is_refused(app, body, status):
 def test_not_json_and_no_csrf_token_are_refused(app):
     course_id, _ = add_sale(app, 3)
     client = logged_in_client(app, add_buyers(app, 1)[0])
-    assert client.post(BUY, data="course_id=1", headers={"X-CSRFToken": client.csrf}).status_code == 400
+    assert (
+        client.post(BUY, data="course_id=1", headers={"X-CSRFToken": client.csrf}).status_code
+        == 400
+    )
     response = client.post(BUY, json={"course_id": course_id})
     assert response.status_code == 400 and "CSRF" in response.get_json()["msg"]
 
@@ -454,13 +514,17 @@ def test_a_token_or_cookie_that_does_not_check_out_is_refused(app, redis_client)
 
     tampered = app.test_client()
     cookie, token = session_for(app, first)
-    tampered.set_cookie(app.config["SESSION_COOKIE_NAME"], cookie[:-2] + ("AA" if cookie[-2:] != "AA" else "BB"))
+    tampered.set_cookie(
+        app.config["SESSION_COOKIE_NAME"], cookie[:-2] + ("AA" if cookie[-2:] != "AA" else "BB")
+    )
     response = tampered.post(BUY, json={"course_id": course_id}, headers={"X-CSRFToken": token})
     assert response.status_code in (400, 401)
     assert redis_state(redis_client, sale_id)["buyers"] == {}
 
 
-def test_an_ordinary_buy_is_admitted_by_the_gate_before_flask(app, worker, redis_client, monkeypatch):
+def test_an_ordinary_buy_is_admitted_by_the_gate_before_flask(
+    app, worker, redis_client, monkeypatch
+):
     # The gate reads the same signed session and CSRF token Flask would; if it stopped
     # recognising the app's session backend, every buy would silently take the slow path.
     course_id, _ = add_sale(app, 3)
@@ -474,7 +538,10 @@ def test_an_ordinary_buy_is_admitted_by_the_gate_before_flask(app, worker, redis
     response = buy(client, course_id)
     assert response.status_code == 200, response.get_json()
     ticket = response.get_json()["task_id"]
-    assert len(ticket) == 32 and redis_client.hget(services.ticket_key(ticket), "user") == str(user_id).encode()
+    assert (
+        len(ticket) == 32
+        and redis_client.hget(services.ticket_key(ticket), "user") == str(user_id).encode()
+    )
 
 
 def test_the_gate_follows_a_secret_key_rotation(app, worker, redis_client, monkeypatch):
@@ -518,7 +585,8 @@ def test_not_logged_in_is_401(app):
 
 
 @pytest.mark.parametrize(
-    "starts_in, ends_in, msg", [(3600, 7200, "秒杀尚未开始"), (-7200, -60, "秒杀已结束")],
+    "starts_in, ends_in, msg",
+    [(3600, 7200, "秒杀尚未开始"), (-7200, -60, "秒杀已结束")],
     ids=["not started", "ended"],
 )
 def test_sale_outside_its_window_is_refused(app, redis_client, starts_in, ends_in, msg):
@@ -563,7 +631,9 @@ def test_closed_and_long_ended_sales_answer_404_not_503(app, redis_client):
 def test_per_user_and_per_address_rate_limits(app, monkeypatch):
     course_id, _ = add_sale(app, 3, starts_in=3600, ends_in=7200)  # refusals, nothing bought
     client = logged_in_client(app, add_buyers(app, 1)[0])
-    statuses = [buy(client, course_id).status_code for _ in range(app.config["SECKILL_USER_RATE"] + 3)]
+    statuses = [
+        buy(client, course_id).status_code for _ in range(app.config["SECKILL_USER_RATE"] + 3)
+    ]
     assert 429 in statuses and statuses[0] == 409
 
     monkeypatch.setitem(app.config, "SECKILL_ADDRESS_RATE", 4)
@@ -620,8 +690,9 @@ def app_with(app, monkeypatch):
 
 
 @pytest.mark.parametrize("broker", ["closed", "blackhole"])
-def test_broker_down_answers_503_in_time_and_admits_nobody(app, app_with, redis_client, broker,
-                                                           closed_port, blackhole_port):
+def test_broker_down_answers_503_in_time_and_admits_nobody(
+    app, app_with, redis_client, broker, closed_port, blackhole_port
+):
     course_id, sale_id = add_sale(app, 3)
     port = closed_port if broker == "closed" else blackhole_port
     broken = app_with(CELERY_BROKER_URL=f"redis://127.0.0.1:{port}/1")
@@ -652,8 +723,15 @@ def test_redis_down_answers_503_in_time(app, app_with, where, closed_port, black
     # other may still be waiting, so it is a 503 the page keeps polling on, not a final 404.
     with app.app_context():
         sale = db.session.get(Sale, sale_id)
-        db.session.add(Order(ticket="b" * 32, user_id=bought, course_id=course_id, sale_id=sale_id,
-                             price=sale.price))
+        db.session.add(
+            Order(
+                ticket="b" * 32,
+                user_id=bought,
+                course_id=course_id,
+                sale_id=sale_id,
+                price=sale.price,
+            )
+        )
         db.session.commit()
     started = time.monotonic()
     answer = result(logged_in_client(broken, bought), "b" * 32)
@@ -719,23 +797,41 @@ def test_admin_creates_a_sale_and_loads_it_into_redis(app, admin_client, redis_c
         db.session.commit()
         course_id = course.id
     start, end = utcnow() + timedelta(hours=1), utcnow() + timedelta(hours=2)
-    response = admin_client.post("/admin/sale/new/", data={
-        "course": course_id, "price": "1.00", "total_stock": "30", "start_at": local(start, app),
-        "end_at": local(end, app), "state": "open", "csrf_token": admin_form(admin_client, "/admin/sale/new/"),
-    })
+    response = admin_client.post(
+        "/admin/sale/new/",
+        data={
+            "course": course_id,
+            "price": "1.00",
+            "total_stock": "30",
+            "start_at": local(start, app),
+            "end_at": local(end, app),
+            "state": "open",
+            "csrf_token": admin_form(admin_client, "/admin/sale/new/"),
+        },
+    )
     assert response.status_code == 302, response.get_data(as_text=True)[-2000:]
     with app.app_context():
         sale = db.session.scalar(select(Sale))
         assert sale.remaining_stock == 30
-        assert abs((sale.start_at.replace(tzinfo=None) - start.replace(tzinfo=None)).total_seconds()) < 1
+        assert (
+            abs((sale.start_at.replace(tzinfo=None) - start.replace(tzinfo=None)).total_seconds())
+            < 1
+        )
         sale_id = sale.id
     assert redis_state(redis_client, sale_id)["stock"] == 30
     assert redis_client.get(services.course_key(course_id)) == str(sale_id).encode()
 
     # before the start, stock may change: database and Redis move together
     url = f"/admin/sale/edit/?id={sale_id}"
-    data = {"course": course_id, "price": "1.00", "total_stock": "40", "start_at": local(start, app),
-            "end_at": local(end, app), "state": "open", "csrf_token": admin_form(admin_client, url)}
+    data = {
+        "course": course_id,
+        "price": "1.00",
+        "total_stock": "40",
+        "start_at": local(start, app),
+        "end_at": local(end, app),
+        "state": "open",
+        "csrf_token": admin_form(admin_client, url),
+    }
     assert admin_client.post(url, data=data).status_code == 302
     assert remaining(app, sale_id) == 40 and redis_state(redis_client, sale_id)["stock"] == 40
     assert admin_client.get("/admin/sale/").status_code == 200
@@ -748,9 +844,15 @@ def test_admin_refuses_to_change_the_stock_of_a_running_sale(app, admin_client, 
         sale = db.session.get(Sale, sale_id)
         start, end = sale.start_at, sale.end_at
     url = f"/admin/sale/edit/?id={sale_id}"
-    data = {"course": course_id, "price": "9.90", "total_stock": "50",
-            "start_at": local(start, app), "end_at": local(end, app),
-            "state": "open", "csrf_token": admin_form(admin_client, url)}
+    data = {
+        "course": course_id,
+        "price": "9.90",
+        "total_stock": "50",
+        "start_at": local(start, app),
+        "end_at": local(end, app),
+        "state": "open",
+        "csrf_token": admin_form(admin_client, url),
+    }
     response = admin_client.post(url, data=data)
     assert response.status_code == 200
     assert "活动已经开始，不能修改库存" in response.get_data(as_text=True)

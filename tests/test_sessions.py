@@ -1,6 +1,7 @@
 """Signed-cookie sessions with the serializer built once per secret key (luffy/sessions.py)."""
 
 from conftest import login
+
 from luffy.sessions import SignedCookieSessions
 
 
@@ -24,8 +25,11 @@ def test_requests_build_no_serializer_once_one_exists(app, users, monkeypatch):
     app.test_client().get("/api/v1/home/banners/")
     built = []
     build = SecureCookieSessionInterface.get_signing_serializer
-    monkeypatch.setattr(SecureCookieSessionInterface, "get_signing_serializer",
-                        lambda self, app: built.append(1) or build(self, app))
+    monkeypatch.setattr(
+        SecureCookieSessionInterface,
+        "get_signing_serializer",
+        lambda self, app: built.append(1) or build(self, app),
+    )
     for _ in range(3):
         assert app.test_client().get("/api/v1/home/banners/").status_code == 200  # no cookie
         assert "buyer" in client.get("/").get_data(as_text=True)  # a signed cookie read back

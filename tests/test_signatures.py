@@ -11,8 +11,11 @@ from itsdangerous import BadData, URLSafeTimedSerializer
 
 from luffy.signatures import TimedPayloads
 
-SESSION_KWARGS = {"salt": "cookie-session", "serializer": session_json_serializer,
-                  "signer_kwargs": {"key_derivation": "hmac", "digest_method": hashlib.sha1}}
+SESSION_KWARGS = {
+    "salt": "cookie-session",
+    "serializer": session_json_serializer,
+    "signer_kwargs": {"key_derivation": "hmac", "digest_method": hashlib.sha1},
+}
 
 
 def session_serializer(keys):
@@ -41,7 +44,7 @@ def mutations(signed, rng):
     yield signed
     for _ in range(60):
         i = rng.randrange(len(signed))
-        yield signed[:i] + rng.choice("ABCxyz019-_.=") + signed[i + 1:]
+        yield signed[:i] + rng.choice("ABCxyz019-_.=") + signed[i + 1 :]
     for cut in (1, 5, 27, len(signed) // 2):
         yield signed[:-cut]
         yield signed[cut:]
@@ -73,7 +76,9 @@ def test_session_cookies_verdicts_match_itsdangerous(session):
         serializer.dumps(session),
         session_serializer(["old-key"]).dumps(session),  # signed with a fallback key: valid
         session_serializer(["another-key"]).dumps(session),  # a key we never had: invalid
-        URLSafeTimedSerializer("current-key", **{**SESSION_KWARGS, "salt": "other-salt"}).dumps(session),
+        URLSafeTimedSerializer("current-key", **{**SESSION_KWARGS, "salt": "other-salt"}).dumps(
+            session
+        ),
         signed_at(serializer, session, now - 3599),
         signed_at(serializer, session, now - 3601),  # too old
         signed_at(serializer, session, now + 120),  # from the future
@@ -82,7 +87,9 @@ def test_session_cookies_verdicts_match_itsdangerous(session):
     for candidate in candidates:
         for signed in mutations(candidate, rng):
             for max_age in (3600, None):
-                assert fast.loads(signed, max_age=max_age) == reference(serializer, signed, max_age), signed
+                assert fast.loads(signed, max_age=max_age) == reference(
+                    serializer, signed, max_age
+                ), signed
                 checked += 1
     assert checked > 500
     assert fast.loads(candidates[0], max_age=3600) == session  # the positive case is really reached
@@ -98,17 +105,25 @@ def test_csrf_tokens_verdicts_match_itsdangerous():
     assert fast.exact
     raw = hashlib.sha1(b"raw").hexdigest()
     now = time.time()
-    for candidate in (serializer.dumps(raw), csrf_serializer("other").dumps(raw),
-                      signed_at(serializer, raw, now - 10), signed_at(serializer, raw, now - 4000),
-                      signed_at(serializer, raw, now + 5)):
+    for candidate in (
+        serializer.dumps(raw),
+        csrf_serializer("other").dumps(raw),
+        signed_at(serializer, raw, now - 10),
+        signed_at(serializer, raw, now - 4000),
+        signed_at(serializer, raw, now + 5),
+    ):
         for signed in mutations(candidate, rng):
             for max_age in (3600, None):
-                assert fast.loads(signed, max_age=max_age) == reference(serializer, signed, max_age), signed
+                assert fast.loads(signed, max_age=max_age) == reference(
+                    serializer, signed, max_age
+                ), signed
     assert fast.loads(serializer.dumps(raw), max_age=3600) == raw
 
 
 def test_other_signers_are_left_to_itsdangerous():
-    serializer = URLSafeTimedSerializer("k", salt="s", fallback_signers=[{"digest_method": hashlib.sha256}])
+    serializer = URLSafeTimedSerializer(
+        "k", salt="s", fallback_signers=[{"digest_method": hashlib.sha256}]
+    )
     fast = TimedPayloads(serializer)
     assert not fast.exact
     other = URLSafeTimedSerializer("k", salt="s", signer_kwargs={"digest_method": hashlib.sha256})
@@ -126,17 +141,20 @@ def test_a_signed_timestamp_no_date_can_hold_is_refused():
         assert fast.loads(far, max_age=max_age) is None
 
 
-@pytest.mark.parametrize("digest, exact", [
-    (hashlib.sha256, True),
-    ("sha256", False),  # a name, not a constructor: itsdangerous checks it itself
-    (functools.partial(hashlib.blake2b, digest_size=32), False),  # parameters a name would lose
-])
+@pytest.mark.parametrize(
+    "digest, exact",
+    [
+        (hashlib.sha256, True),
+        ("sha256", False),  # a name, not a constructor: itsdangerous checks it itself
+        (functools.partial(hashlib.blake2b, digest_size=32), False),  # parameters a name would lose
+    ],
+)
 def test_other_digests_are_matched_or_left_to_itsdangerous(digest, exact):
-    serializer = URLSafeTimedSerializer("k", salt="s", signer_kwargs={"key_derivation": "hmac",
-                                                                      "digest_method": digest})
+    serializer = URLSafeTimedSerializer(
+        "k", salt="s", signer_kwargs={"key_derivation": "hmac", "digest_method": digest}
+    )
     fast = TimedPayloads(serializer)
     assert fast.exact is exact
     signed = serializer.dumps({"v": 1})
     assert fast.loads(signed, max_age=60) == {"v": 1}
     assert fast.loads(signed[:-1] + ("A" if signed[-1] != "A" else "B"), max_age=60) is None
-

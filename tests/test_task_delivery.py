@@ -5,7 +5,6 @@ import signal
 import time
 
 import pytest
-
 from conftest import start_worker, stop_worker
 
 redis_broker_only = pytest.mark.skipif(
@@ -36,8 +35,9 @@ def test_a_delay_longer_than_the_visibility_timeout_runs_once(app, redis_client)
     try:
         celery_app = app.extensions["celery"]
         queued_at = time.monotonic()
-        result = celery_app.send_task("tests.effect_once", args=["late", 0.5], countdown=8,
-                                      queue=queue)
+        result = celery_app.send_task(
+            "tests.effect_once", args=["late", 0.5], countdown=8, queue=queue
+        )
         assert result.get(timeout=60) == "late"
         assert time.monotonic() - queued_at >= 7.5  # not early
         time.sleep(4)  # room for any duplicate delivery to run
@@ -77,7 +77,8 @@ def test_a_whole_worker_killed_mid_task_hands_the_task_to_another(app, redis_cli
     first = start_worker(app, "-c", "1", "-Q", queue, env=env)
     try:
         result = app.extensions["celery"].send_task(
-            "tests.effect_once", args=["orphan", 2], queue=queue)
+            "tests.effect_once", args=["orphan", 2], queue=queue
+        )
         wait_until(lambda: counter(redis_client, "orphan", "runs") == 1, 30, "task never started")
     finally:
         stop_worker(first, sig=signal.SIGKILL)

@@ -3,13 +3,13 @@
 import json
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from conftest import csrf_token_from
 from sqlalchemy import event, func, select
 
-from conftest import csrf_token_from
 from luffy.extensions import db
 from luffy.models import TaskResult
 
@@ -36,7 +36,7 @@ def status(client, task_id):
 
 
 def aware(moment):
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 # -- the three ways ------------------------------------------------------------------
@@ -49,7 +49,7 @@ def test_right_away_with_delay(app, worker):
 def test_delayed_with_countdown(app, worker):
     from tasks.user import add
 
-    queued_at = datetime.now(timezone.utc)
+    queued_at = datetime.now(UTC)
     result = add.apply_async((1, 1), countdown=3)
     assert result.get(timeout=30) == 2
     row = row_of(app, result.id)
@@ -78,10 +78,23 @@ def test_periodic_from_the_beat_schedule(app, worker, tmp_path):
     log_path = tmp_path / "beat.log"
     with open(log_path, "wb") as log_file:
         beat = subprocess.Popen(
-            [str(BIN / "celery"), "-A", "tasks", "beat", "-l", "INFO",
-             "-S", "celery.beat:PersistentScheduler", "-s", str(tmp_path / "schedule")],
-            cwd=ROOT, env={**os.environ, "BANNER_REFRESH_SECONDS": "1"},
-            stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                str(BIN / "celery"),
+                "-A",
+                "tasks",
+                "beat",
+                "-l",
+                "INFO",
+                "-S",
+                "celery.beat:PersistentScheduler",
+                "-s",
+                str(tmp_path / "schedule"),
+            ],
+            cwd=ROOT,
+            env={**os.environ, "BANNER_REFRESH_SECONDS": "1"},
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     try:
         deadline = time.monotonic() + 45
@@ -89,7 +102,9 @@ def test_periodic_from_the_beat_schedule(app, worker, tmp_path):
         while time.monotonic() < deadline and runs < 2:
             with app.app_context():
                 runs = db.session.scalar(
-                    select(func.count()).select_from(TaskResult).where(
+                    select(func.count())
+                    .select_from(TaskResult)
+                    .where(
                         TaskResult.task_name == "tasks.home.update_banner",
                         TaskResult.state == "SUCCESS",
                     )
@@ -108,7 +123,13 @@ def test_status_of_a_known_task(app, client, worker):
     result = add.delay(4, 5)
     result.get(timeout=30)
     body = status(client, result.id).get_json()
-    assert body == {"code": 100, "msg": "成功", "task_id": result.id, "state": "SUCCESS", "result": 9}
+    assert body == {
+        "code": 100,
+        "msg": "成功",
+        "task_id": result.id,
+        "state": "SUCCESS",
+        "result": 9,
+    }
 
 
 def test_status_of_a_queued_task_is_pending_not_unknown(app, client):
@@ -188,9 +209,19 @@ def make_rows(app, count, done_at):
     with app.app_context():
         db.session.execute(
             TaskResult.__table__.insert(),
-            [{"task_id": str(uuid.uuid4()), "task_name": "old", "state": "SUCCESS", "args": "[]",
-              "kwargs": "{}", "retries": 0, "created_at": done_at, "date_done": done_at}
-             for _ in range(count)],
+            [
+                {
+                    "task_id": str(uuid.uuid4()),
+                    "task_name": "old",
+                    "state": "SUCCESS",
+                    "args": "[]",
+                    "kwargs": "{}",
+                    "retries": 0,
+                    "created_at": done_at,
+                    "date_done": done_at,
+                }
+                for _ in range(count)
+            ],
         )
         db.session.commit()
 
@@ -202,7 +233,7 @@ def count_rows(app):
 
 def test_cleanup_removes_expired_results_in_batches(app):
     backend = app.extensions["celery"].backend
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     make_rows(app, 2500, now - timedelta(days=8))  # expired (result_expires is 7 days)
     make_rows(app, 10, now - timedelta(days=1))
     deletes = []
@@ -224,7 +255,7 @@ def test_cleanup_task_runs_on_the_worker_and_beat_schedules_it(app, worker):
     from celery.beat import Scheduler
 
     celery_app = app.extensions["celery"]
-    make_rows(app, 30, datetime.now(timezone.utc) - timedelta(days=30))
+    make_rows(app, 30, datetime.now(UTC) - timedelta(days=30))
     celery_app.send_task("celery.backend_cleanup").get(timeout=30)
     assert count_rows(app) == 1  # only the cleanup task's own result is left
     scheduler = Scheduler(celery_app, lazy=True)
@@ -259,15 +290,26 @@ def test_admin_shows_and_filters_times_in_the_site_zone(app, admin_client):
 
     with app.app_context():
         for hour in (1, 3):  # 09:00 and 11:00 in Asia/Shanghai
-            db.session.add(TaskResult(task_id=f"zone-{hour}", task_name="tests.zone", state="SUCCESS",
-                                      created_at=datetime(2026, 5, 1, hour, tzinfo=timezone.utc)))
+            db.session.add(
+                TaskResult(
+                    task_id=f"zone-{hour}",
+                    task_name="tests.zone",
+                    state="SUCCESS",
+                    created_at=datetime(2026, 5, 1, hour, tzinfo=UTC),
+                )
+            )
         db.session.commit()
     page = admin_client.get("/admin/taskresult/?search=zone-").get_data(as_text=True)
     assert "2026-05-01 09:00:00 +08:00" in page and "2026-05-01 11:00:00 +08:00" in page
 
     view = next(v for v in app.extensions["luffy_admin"]._views if v.endpoint == "taskresult")
-    index, later_than = next((i, f) for i, f in enumerate(view._filters) if f.column.key == "created_at"
-                             and isinstance(f, LocalTimeFilter) and f.operation() == "greater than")
+    index, later_than = next(
+        (i, f)
+        for i, f in enumerate(view._filters)
+        if f.column.key == "created_at"
+        and isinstance(f, LocalTimeFilter)
+        and f.operation() == "greater than"
+    )
     url = f"/admin/taskresult/?flt0_{view.get_filter_arg(index, later_than)}=2026-05-01+10:00:00"
     page = admin_client.get(url).get_data(as_text=True)
     assert "zone-3" in page and "zone-1" not in page  # 10:00 typed is Shanghai time, 02:00 UTC
@@ -283,8 +325,9 @@ def test_admin_retries_a_failed_task_with_the_same_arguments(app, admin_client, 
     while time.monotonic() < deadline and len(rows) < 2:
         with app.app_context():
             rows = db.session.scalars(
-                select(TaskResult).where(TaskResult.task_name == "tests.fails",
-                                         TaskResult.state == "FAILURE")
+                select(TaskResult).where(
+                    TaskResult.task_name == "tests.fails", TaskResult.state == "FAILURE"
+                )
             ).all()
             db.session.expunge_all()
         time.sleep(0.1)
@@ -310,14 +353,19 @@ def test_admin_terminates_a_running_task(app, admin_client, redis_client):
     process = start_worker(app, "-c", "1", "-Q", "terminate-test")
     try:
         celery_app = app.extensions["celery"]
-        result = celery_app.send_task("tests.effect_once", args=["terminated", 30],
-                                      queue="terminate-test")
+        result = celery_app.send_task(
+            "tests.effect_once", args=["terminated", 30], queue="terminate-test"
+        )
         row = wait_for_row(app, result.id, states=("STARTED",))
         assert admin_action(admin_client, "revoke", [row.id]).status_code == 302
         time.sleep(3)
         assert row_of(app, result.id).state == "REVOKED"
         assert redis_client.get("luffy:test:terminated:effects") is None
-        assert celery_app.send_task("tests.effect_once", args=["after"],
-                                    queue="terminate-test").get(timeout=30) == "after"
+        assert (
+            celery_app.send_task("tests.effect_once", args=["after"], queue="terminate-test").get(
+                timeout=30
+            )
+            == "after"
+        )
     finally:
         stop_worker(process)

@@ -22,10 +22,24 @@ from luffy.models.schedule import INTERVAL_PERIODS, SOLAR_EVENTS, PeriodicTask
 
 log = logging.getLogger(__name__)
 SCHEDULE_FIELDS = ("interval", "crontab", "clocked", "solar")
-PERIOD_LABELS = dict(zip(INTERVAL_PERIODS, ("秒", "分钟", "小时", "天")))
-SOLAR_LABELS = dict(zip(SOLAR_EVENTS, (
-    "天文晨光始", "航海晨光始", "民用晨光始", "日出", "正午", "日落", "民用昏影终", "航海昏影终", "天文昏影终",
-)))
+PERIOD_LABELS = dict(zip(INTERVAL_PERIODS, ("秒", "分钟", "小时", "天"), strict=False))
+SOLAR_LABELS = dict(
+    zip(
+        SOLAR_EVENTS,
+        (
+            "天文晨光始",
+            "航海晨光始",
+            "民用晨光始",
+            "日出",
+            "正午",
+            "日落",
+            "民用昏影终",
+            "航海昏影终",
+            "天文昏影终",
+        ),
+        strict=False,
+    )
+)
 _imported = False
 
 
@@ -40,8 +54,11 @@ def registered_task_names():
             except ImportError as error:
                 log.warning("task module %s not importable: %s", module, error)
         _imported = True
-    return sorted(name for name in celery.tasks
-                  if not name.startswith("celery.") or name == "celery.backend_cleanup")
+    return sorted(
+        name
+        for name in celery.tasks
+        if not name.startswith("celery.") or name == "celery.backend_cleanup"
+    )
 
 
 def json_validator(kind):
@@ -51,7 +68,12 @@ def json_validator(kind):
         except ValueError as error:
             raise ValidationError(f"不是合法的 JSON：{error}") from error
         if not isinstance(value, kind):
-            raise ValidationError("必须是 JSON 数组，例如 [1, \"a\"]" if kind is list else "必须是 JSON 对象，例如 {\"a\": 1}")
+            raise ValidationError(
+                '必须是 JSON 数组，例如 [1, "a"]'
+                if kind is list
+                else '必须是 JSON 对象，例如 {"a": 1}'
+            )
+
     return check
 
 
@@ -64,7 +86,8 @@ def _schedule_column(view, context, model, name):
     if model.clocked is not None:
         return f"定时：{show(row.clocked_time)}"  # in the site's zone, as every admin time
     kind = {"interval": "间隔", "clocked": "定时", "solar": "太阳事件"}[
-        next(field for field in SCHEDULE_FIELDS if getattr(model, field) is not None)]
+        next(field for field in SCHEDULE_FIELDS if getattr(model, field) is not None)
+    ]
     return f"{kind}：{row}"
 
 
@@ -73,33 +96,78 @@ def _next_run_column(view, context, model, name):
 
 
 class PeriodicTaskView(SecureModelView):
-    column_list = ("name", "task", "schedule", "enabled", "one_off", "next_run", "last_run_at",
-                   "total_run_count", "date_changed")
+    column_list = (
+        "name",
+        "task",
+        "schedule",
+        "enabled",
+        "one_off",
+        "next_run",
+        "last_run_at",
+        "total_run_count",
+        "date_changed",
+    )
     column_default_sort = ("name", False)
     column_searchable_list = ("name", "task")
     column_filters = ("enabled", "one_off", "task")
     column_formatters = {
-        "schedule": _schedule_column, "next_run": _next_run_column,
+        "schedule": _schedule_column,
+        "next_run": _next_run_column,
     }
     column_labels = {
-        "name": "名称", "task": "任务", "schedule": "调度", "enabled": "启用", "one_off": "只运行一次",
-        "next_run": "下次运行", "last_run_at": "上次运行", "total_run_count": "运行次数",
-        "date_changed": "修改时间", "interval": "间隔调度", "crontab": "Crontab 调度",
-        "clocked": "定时调度", "solar": "太阳事件调度", "args": "位置参数 (JSON)",
-        "kwargs": "关键字参数 (JSON)", "queue": "队列", "routing_key": "路由键", "priority": "优先级",
-        "headers": "消息头 (JSON)", "expires": "过期时间", "expire_seconds": "消息过期秒数",
-        "start_time": "开始时间", "description": "说明",
+        "name": "名称",
+        "task": "任务",
+        "schedule": "调度",
+        "enabled": "启用",
+        "one_off": "只运行一次",
+        "next_run": "下次运行",
+        "last_run_at": "上次运行",
+        "total_run_count": "运行次数",
+        "date_changed": "修改时间",
+        "interval": "间隔调度",
+        "crontab": "Crontab 调度",
+        "clocked": "定时调度",
+        "solar": "太阳事件调度",
+        "args": "位置参数 (JSON)",
+        "kwargs": "关键字参数 (JSON)",
+        "queue": "队列",
+        "routing_key": "路由键",
+        "priority": "优先级",
+        "headers": "消息头 (JSON)",
+        "expires": "过期时间",
+        "expire_seconds": "消息过期秒数",
+        "start_time": "开始时间",
+        "description": "说明",
     }
-    form_columns = ("name", "task", "interval", "crontab", "clocked", "solar", "args", "kwargs",
-                    "queue", "routing_key", "priority", "headers", "expires", "expire_seconds",
-                    "one_off", "start_time", "enabled", "description")
+    form_columns = (
+        "name",
+        "task",
+        "interval",
+        "crontab",
+        "clocked",
+        "solar",
+        "args",
+        "kwargs",
+        "queue",
+        "routing_key",
+        "priority",
+        "headers",
+        "expires",
+        "expire_seconds",
+        "one_off",
+        "start_time",
+        "enabled",
+        "description",
+    )
     form_overrides = {"task": SelectField}
     form_args = {
         "task": {"validate_choice": False, "validators": [InputRequired(message="请选择任务")]},
         "args": {"validators": [json_validator(list)], "default": "[]"},
         "kwargs": {"validators": [json_validator(dict)], "default": "{}"},
         "headers": {"validators": [json_validator(dict)], "default": "{}"},
-        "priority": {"validators": [Optional(), NumberRange(0, 255, message="优先级在 0 到 255 之间")]},
+        "priority": {
+            "validators": [Optional(), NumberRange(0, 255, message="优先级在 0 到 255 之间")]
+        },
         "expire_seconds": {"validators": [Optional(), NumberRange(min=1, message="必须是正数")]},
     }
     form_widget_args = {"args": {"rows": 2}, "kwargs": {"rows": 2}, "headers": {"rows": 2}}
@@ -115,7 +183,10 @@ class PeriodicTaskView(SecureModelView):
             names = registered_task_names()
             current = form.task.data or form.task.object_data
             if current and current not in names:
-                names = [current, *names]  # keep an edited row's unknown name visible (refused on save)
+                names = [
+                    current,
+                    *names,
+                ]  # keep an edited row's unknown name visible (refused on save)
             form.task.choices = [("", "— 选择任务 —")] + [(name, name) for name in names]
         return form
 
@@ -150,7 +221,10 @@ class PeriodicTaskView(SecureModelView):
     def _set_enabled(self, ids, enabled):
         # A bulk UPDATE, not row by row: the change marker must catch it (PITFALLS 14).
         result = db.session.execute(
-            update(PeriodicTask).where(PeriodicTask.id.in_(self._selected(ids))).values(enabled=enabled))
+            update(PeriodicTask)
+            .where(PeriodicTask.id.in_(self._selected(ids)))
+            .values(enabled=enabled)
+        )
         db.session.commit()
         return result.rowcount
 
@@ -164,12 +238,16 @@ class PeriodicTaskView(SecureModelView):
 
     @action("run_now", "立即运行", "立即发送选中的任务（不影响调度）？")
     def action_run_now(self, ids):
-        rows = db.session.scalars(select(PeriodicTask).where(PeriodicTask.id.in_(self._selected(ids)))).unique()
+        rows = db.session.scalars(
+            select(PeriodicTask).where(PeriodicTask.id.in_(self._selected(ids)))
+        ).unique()
         sent = []
         for row in rows:
             try:
                 sent.append(f"{row.name} → {run_now(row)}")
-            except BrokerUnavailable as error:  # tell the admin, never a 500; the rest would fail too
+            except (
+                BrokerUnavailable
+            ) as error:  # tell the admin, never a 500; the rest would fail too
                 log.warning("run now of %s failed: %s", row.name, error)
                 flash(f"{row.name} 发送失败（任务队列不可用）：{error}", "error")
                 break
@@ -181,8 +259,11 @@ class ScheduleRowView(SecureModelView):
     """Shared by the four schedule kinds: refuse deleting a schedule a task still uses."""
 
     def on_model_delete(self, model):
-        in_use = db.session.scalar(select(db.func.count()).select_from(PeriodicTask).where(
-            getattr(PeriodicTask, self.foreign_key) == model.id))
+        in_use = db.session.scalar(
+            select(db.func.count())
+            .select_from(PeriodicTask)
+            .where(getattr(PeriodicTask, self.foreign_key) == model.id)
+        )
         if in_use:
             raise ValidationError(f"仍有 {in_use} 个周期任务使用这个调度，请先修改或删除它们")
         super().on_model_delete(model)
@@ -196,25 +277,46 @@ class IntervalScheduleView(ScheduleRowView):
     form_columns = ("every", "period")
     form_overrides = {"period": SelectField}
     form_args = {
-        "every": {"validators": [InputRequired(message="必填"), NumberRange(min=1, message="必须是正整数")]},
+        "every": {
+            "validators": [
+                InputRequired(message="必填"),
+                NumberRange(min=1, message="必须是正整数"),
+            ]
+        },
         "period": {"choices": list(PERIOD_LABELS.items())},
     }
 
 
 class CrontabScheduleView(ScheduleRowView):
     foreign_key = "crontab_id"
-    column_list = ("id", "minute", "hour", "day_of_month", "month_of_year", "day_of_week",
-                   "timezone", "description")
+    column_list = (
+        "id",
+        "minute",
+        "hour",
+        "day_of_month",
+        "month_of_year",
+        "day_of_week",
+        "timezone",
+        "description",
+    )
     column_formatters = {"description": lambda v, c, m, n: describe_crontab(m)}
     column_labels = {
-        "minute": "分", "hour": "时", "day_of_week": "星期 (0=周日)", "day_of_month": "日",
-        "month_of_year": "月", "timezone": "时区", "description": "说明",
+        "minute": "分",
+        "hour": "时",
+        "day_of_week": "星期 (0=周日)",
+        "day_of_month": "日",
+        "month_of_year": "月",
+        "timezone": "时区",
+        "description": "说明",
     }
     form_columns = ("minute", "hour", "day_of_month", "month_of_year", "day_of_week", "timezone")
     form_overrides = {"timezone": SelectField}
     form_args = {
-        "minute": {"default": "*"}, "hour": {"default": "*"}, "day_of_week": {"default": "*"},
-        "day_of_month": {"default": "*"}, "month_of_year": {"default": "*"},
+        "minute": {"default": "*"},
+        "hour": {"default": "*"},
+        "day_of_week": {"default": "*"},
+        "day_of_month": {"default": "*"},
+        "month_of_year": {"default": "*"},
     }
 
     def create_form(self, obj=None):
@@ -277,17 +379,68 @@ class SolarScheduleView(ScheduleRowView):
     form_overrides = {"event": SelectField, "latitude": FloatField, "longitude": FloatField}
     form_args = {
         "event": {"choices": list(SOLAR_LABELS.items())},
-        "latitude": {"validators": [InputRequired(message="必填"), NumberRange(-90, 90, message="纬度在 -90 到 90 之间")]},
-        "longitude": {"validators": [InputRequired(message="必填"), NumberRange(-180, 180, message="经度在 -180 到 180 之间")]},
+        "latitude": {
+            "validators": [
+                InputRequired(message="必填"),
+                NumberRange(-90, 90, message="纬度在 -90 到 90 之间"),
+            ]
+        },
+        "longitude": {
+            "validators": [
+                InputRequired(message="必填"),
+                NumberRange(-180, 180, message="经度在 -180 到 180 之间"),
+            ]
+        },
     }
 
 
 def add_views(admin):
-    from luffy.models.schedule import ClockedSchedule, CrontabSchedule, IntervalSchedule, SolarSchedule
+    from luffy.models.schedule import (
+        ClockedSchedule,
+        CrontabSchedule,
+        IntervalSchedule,
+        SolarSchedule,
+    )
 
     category = "周期任务"
-    admin.add_view(PeriodicTaskView(PeriodicTask, db.session, name="周期任务", endpoint="periodictask", category=category))
-    admin.add_view(IntervalScheduleView(IntervalSchedule, db.session, name="间隔调度", endpoint="intervalschedule", category=category))
-    admin.add_view(CrontabScheduleView(CrontabSchedule, db.session, name="Crontab 调度", endpoint="crontabschedule", category=category))
-    admin.add_view(ClockedScheduleView(ClockedSchedule, db.session, name="定时调度", endpoint="clockedschedule", category=category))
-    admin.add_view(SolarScheduleView(SolarSchedule, db.session, name="太阳事件调度", endpoint="solarschedule", category=category))
+    admin.add_view(
+        PeriodicTaskView(
+            PeriodicTask, db.session, name="周期任务", endpoint="periodictask", category=category
+        )
+    )
+    admin.add_view(
+        IntervalScheduleView(
+            IntervalSchedule,
+            db.session,
+            name="间隔调度",
+            endpoint="intervalschedule",
+            category=category,
+        )
+    )
+    admin.add_view(
+        CrontabScheduleView(
+            CrontabSchedule,
+            db.session,
+            name="Crontab 调度",
+            endpoint="crontabschedule",
+            category=category,
+        )
+    )
+    admin.add_view(
+        ClockedScheduleView(
+            ClockedSchedule,
+            db.session,
+            name="定时调度",
+            endpoint="clockedschedule",
+            category=category,
+        )
+    )
+    admin.add_view(
+        SolarScheduleView(
+            SolarSchedule,
+            db.session,
+            name="太阳事件调度",
+            endpoint="solarschedule",
+            category=category,
+        )
+    )

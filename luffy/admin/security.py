@@ -9,13 +9,18 @@ from flask_admin.helpers import get_redirect_target
 from flask_admin.model import typefmt
 from flask_login import current_user
 from flask_wtf import FlaskForm
-from werkzeug.exceptions import Forbidden
 from sqlalchemy import inspect
+from werkzeug.exceptions import Forbidden
 from wtforms import DateTimeField
 from wtforms.validators import ValidationError
 
 from luffy.admin.times import (
-    LocalTimeFilterConverter, NoSuchLocalTime, datetime_formatter, describe_zone, from_local, to_local,
+    LocalTimeFilterConverter,
+    NoSuchLocalTime,
+    datetime_formatter,
+    describe_zone,
+    from_local,
+    to_local,
 )
 
 

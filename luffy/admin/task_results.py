@@ -21,7 +21,9 @@ REVOCABLE = {states.PENDING, states.RECEIVED, states.STARTED, states.RETRY}
 
 def _pre(view, context, model, name):
     value = getattr(model, name)
-    return Markup("<pre style='white-space: pre-wrap; max-width: 60em'>%s</pre>") % escape(value or "")
+    return Markup("<pre style='white-space: pre-wrap; max-width: 60em'>%s</pre>") % escape(
+        value or ""
+    )
 
 
 class TaskResultView(SecureModelView):
@@ -29,8 +31,17 @@ class TaskResultView(SecureModelView):
     can_edit = False
     can_delete = False
     column_list = (
-        "task_id", "task_name", "periodic_task_name", "state", "worker", "args", "kwargs",
-        "result", "created_at", "started_at", "date_done",
+        "task_id",
+        "task_name",
+        "periodic_task_name",
+        "state",
+        "worker",
+        "args",
+        "kwargs",
+        "result",
+        "created_at",
+        "started_at",
+        "date_done",
     )
     column_details_list = column_list + ("queue", "retries", "traceback")
     column_default_sort = ("created_at", True)
@@ -38,10 +49,20 @@ class TaskResultView(SecureModelView):
     column_filters = ("state", "task_name", "periodic_task_name", "created_at", "date_done")
     column_formatters_detail = {"traceback": _pre, "result": _pre}
     column_labels = {
-        "task_id": "任务 ID", "task_name": "任务名", "periodic_task_name": "周期任务",
-        "args": "参数", "kwargs": "关键字参数", "state": "状态", "worker": "工作进程",
-        "queue": "队列", "retries": "重试次数", "result": "结果", "traceback": "异常堆栈",
-        "created_at": "创建时间", "started_at": "开始时间", "date_done": "完成时间",
+        "task_id": "任务 ID",
+        "task_name": "任务名",
+        "periodic_task_name": "周期任务",
+        "args": "参数",
+        "kwargs": "关键字参数",
+        "state": "状态",
+        "worker": "工作进程",
+        "queue": "队列",
+        "retries": "重试次数",
+        "result": "结果",
+        "traceback": "异常堆栈",
+        "created_at": "创建时间",
+        "started_at": "开始时间",
+        "date_done": "完成时间",
     }
 
     def _rows(self, ids):
@@ -56,8 +77,12 @@ class TaskResultView(SecureModelView):
                 skipped += 1
                 continue
             try:
-                result = publish(row.task_name, json.loads(row.args or "[]"),
-                                 json.loads(row.kwargs or "{}"), queue=row.queue or None)
+                result = publish(
+                    row.task_name,
+                    json.loads(row.args or "[]"),
+                    json.loads(row.kwargs or "{}"),
+                    queue=row.queue or None,
+                )
             except BrokerUnavailable as error:
                 log.warning("Admin retry of %s[%s] failed: %s", row.task_name, row.task_id, error)
                 flash(f"任务队列不可用，{row.task_name} 未能重试：{error}", "error")
@@ -81,8 +106,9 @@ class TaskResultView(SecureModelView):
             # the revoke lives in worker memory (persisted with `worker --statedb`).
             try:
                 with quick_connection() as connection:
-                    celery_app.control.revoke(row.task_id, terminate=True, signal="SIGTERM",
-                                              connection=connection)
+                    celery_app.control.revoke(
+                        row.task_id, terminate=True, signal="SIGTERM", connection=connection
+                    )
             except Exception as error:  # broker down or hung: say so, never a 500
                 log.warning("Admin revoke of %s[%s] failed: %s", row.task_name, row.task_id, error)
                 flash(f"任务队列不可用，{row.task_id} 未能撤销：{error}", "error")

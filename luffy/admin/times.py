@@ -1,6 +1,6 @@
 """Times in the admin: stored in UTC, shown, typed and filtered in the site's time zone (TIMEZONE)."""
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from flask import current_app
@@ -34,9 +34,11 @@ def from_local(moment):
         return moment
     zone = site_zone()
     aware = moment.replace(tzinfo=zone)
-    if aware.astimezone(timezone.utc).astimezone(zone).replace(tzinfo=None) != moment:
-        raise NoSuchLocalTime(f"{moment:{FORMAT}} 在时区 {zone.key} 中不存在（夏令时切换时跳过的时间）")
-    return aware.astimezone(timezone.utc)
+    if aware.astimezone(UTC).astimezone(zone).replace(tzinfo=None) != moment:
+        raise NoSuchLocalTime(
+            f"{moment:{FORMAT}} 在时区 {zone.key} 中不存在（夏令时切换时跳过的时间）"
+        )
+    return aware.astimezone(UTC)
 
 
 def show(moment):

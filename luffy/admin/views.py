@@ -10,7 +10,9 @@ SAFE_LINK = Regexp(r"^(/|https?://)", message="链接必须以 / 或 http(s):// 
 
 
 def image_field(label):
-    return FileField(label, validators=[Optional()], description="PNG、JPEG、GIF 或 WebP，最大 4 MB")
+    return FileField(
+        label, validators=[Optional()], description="PNG、JPEG、GIF 或 WebP，最大 4 MB"
+    )
 
 
 class ImageUploadMixin:
@@ -54,9 +56,15 @@ class BannerView(ImageUploadMixin, SecureModelView):
     column_filters = ("is_show", "is_delete")
     column_editable_list = ("orders", "is_show")
     column_labels = {
-        "title": "标题", "image": "图片", "link": "链接", "orders": "排序",
-        "is_show": "显示", "is_delete": "已删除", "updated_at": "更新时间",
-        "created_at": "创建时间", "image_upload": "上传图片",
+        "title": "标题",
+        "image": "图片",
+        "link": "链接",
+        "orders": "排序",
+        "is_show": "显示",
+        "is_delete": "已删除",
+        "updated_at": "更新时间",
+        "created_at": "创建时间",
+        "image_upload": "上传图片",
     }
     form_columns = ("title", "image", "image_upload", "link", "orders", "is_show", "is_delete")
     form_extra_fields = {"image_upload": image_field("上传图片")}
@@ -72,8 +80,12 @@ class CourseView(ImageUploadMixin, SecureModelView):
     column_list = ("id", "name", "price", "cover_image", "updated_at")
     column_searchable_list = ("name",)
     column_labels = {
-        "name": "课程名", "price": "价格", "cover_image": "封面", "description": "简介",
-        "image_upload": "上传封面", "updated_at": "更新时间",
+        "name": "课程名",
+        "price": "价格",
+        "cover_image": "封面",
+        "description": "简介",
+        "image_upload": "上传封面",
+        "updated_at": "更新时间",
     }
     form_columns = ("name", "price", "cover_image", "image_upload", "description")
     form_extra_fields = {"image_upload": image_field("上传封面")}
@@ -92,25 +104,43 @@ class UserView(SecureModelView):
     column_searchable_list = ("username", "email", "mobile")
     column_filters = ("is_admin", "is_active")
     column_labels = {
-        "username": "用户名", "email": "邮箱", "mobile": "手机号", "is_admin": "管理员",
-        "is_active": "启用", "created_at": "注册时间", "password": "密码",
+        "username": "用户名",
+        "email": "邮箱",
+        "mobile": "手机号",
+        "is_admin": "管理员",
+        "is_active": "启用",
+        "created_at": "注册时间",
+        "password": "密码",
     }
     form_columns = ("username", "email", "mobile", "password", "is_admin", "is_active")
     form_extra_fields = {
         "password": PasswordField(
-            "密码", validators=[Optional(), Length(min=8, max=128)],
+            "密码",
+            validators=[Optional(), Length(min=8, max=128)],
             description="新建用户必填；编辑时留空表示不修改",
         )
     }
     form_args = {
-        "email": {"validators": [Optional(), Length(max=120), Regexp(r"^[^@\s]+@[^@\s]+\.[^@\s]+$", message="邮箱格式不正确")]},
-        "mobile": {"validators": [Optional(), Regexp(r"^1[3-9]\d{9}$", message="手机号格式不正确")]},
+        "email": {
+            "validators": [
+                Optional(),
+                Length(max=120),
+                Regexp(r"^[^@\s]+@[^@\s]+\.[^@\s]+$", message="邮箱格式不正确"),
+            ]
+        },
+        "mobile": {
+            "validators": [Optional(), Regexp(r"^1[3-9]\d{9}$", message="手机号格式不正确")]
+        },
     }
 
     def validate_form(self, form):
         if not super().validate_form(form):
             return False
-        if hasattr(form, "password") and getattr(form, "_is_create", False) and not form.password.data:
+        if (
+            hasattr(form, "password")
+            and getattr(form, "_is_create", False)
+            and not form.password.data
+        ):
             form.password.errors.append("新建用户必须设置密码")
             return False
         return True

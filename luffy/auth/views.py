@@ -14,7 +14,12 @@ from luffy.models import User
 
 def safe_next_url(target):
     """Only same-site relative paths: never an open redirect."""
-    if not target or urlsplit(target).netloc or urlsplit(target).scheme or not target.startswith("/"):
+    if (
+        not target
+        or urlsplit(target).netloc
+        or urlsplit(target).scheme
+        or not target.startswith("/")
+    ):
         return url_for("home.index")
     if target.startswith("//"):
         return url_for("home.index")

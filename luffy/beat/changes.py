@@ -41,16 +41,22 @@ def mark_schedule_changed(connection):
     # First edit on an empty table: create the row; a concurrent creator wins the race.
     try:
         with connection.begin_nested():
-            connection.execute(insert(ScheduleVersion).values(
-                id=VERSION_ROW, version=1, changed_at=utcnow(), seeded="[]"))
+            connection.execute(
+                insert(ScheduleVersion).values(
+                    id=VERSION_ROW, version=1, changed_at=utcnow(), seeded="[]"
+                )
+            )
     except IntegrityError:
         connection.execute(bump)
 
 
 def current_version(connection):
-    return connection.execute(
-        select(ScheduleVersion.version).where(ScheduleVersion.id == VERSION_ROW)
-    ).scalar() or 0
+    return (
+        connection.execute(
+            select(ScheduleVersion.version).where(ScheduleVersion.id == VERSION_ROW)
+        ).scalar()
+        or 0
+    )
 
 
 def _is_edit(obj):

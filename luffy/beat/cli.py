@@ -9,7 +9,6 @@ from luffy.broker import BrokerUnavailable
 from luffy.extensions import db
 from luffy.models.schedule import PeriodicTask
 
-
 schedule_cli = AppGroup("schedule", help="Periodic tasks (the schedule beat runs).")
 
 
@@ -27,10 +26,14 @@ def list_tasks():
         state = "on " if task.enabled else "off"
         next_run = next_run_of(task)
         next_text = f"{next_run:%Y-%m-%d %H:%M:%S}Z" if next_run else "-"
-        click.echo(f"{state} {task.name:32} {task.task:32} {task.schedule_row} "
-                   f"next={next_text} runs={task.total_run_count}")
+        click.echo(
+            f"{state} {task.name:32} {task.task:32} {task.schedule_row} "
+            f"next={next_text} runs={task.total_run_count}"
+        )
     status = beat_status()
-    click.echo(f"beat lock holder: {status['holder'] or '-'}; last tick {status['seconds_since_tick']}s ago")
+    click.echo(
+        f"beat lock holder: {status['holder'] or '-'}; last tick {status['seconds_since_tick']}s ago"
+    )
 
 
 @schedule_cli.command("enable")
@@ -58,4 +61,6 @@ def run(name):
     try:
         click.echo(f"{name} sent as {run_now(_task(name))}")
     except BrokerUnavailable as error:
-        raise click.ClickException(f"the broker is unavailable, {name} was not sent: {error}") from error
+        raise click.ClickException(
+            f"the broker is unavailable, {name} was not sent: {error}"
+        ) from error

@@ -15,11 +15,12 @@ What it does differently from django-celery-beat (PITFALLS 12-20):
   ``start_time`` holds it back; crontabs run in their own zone (``luffy.beat.schedules``).
 """
 
+import contextlib
 import heapq
 import itertools
 import json
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from celery.beat import Scheduler
 from celery.schedules import crontab
@@ -37,7 +38,7 @@ from luffy.models.base import as_utc
 from luffy.models.schedule import PeriodicTask
 
 log = get_logger(__name__)
-UTC = timezone.utc
+UTC = UTC
 SEND_RETRY_SECONDS = 5.0
 DB_RETRY_SECONDS = 2.0
 # The next runs beat plans, for the monitoring page (luffy.beat.services.next_due): kept
@@ -67,13 +68,27 @@ def entry_options(row):
 def fingerprint(row):
     """Everything about a row that changes what beat sends or when (not its bookkeeping)."""
     sched = row.schedule_row
-    sched_fields = tuple(
-        (column.key, getattr(sched, column.key)) for column in sched.__table__.columns
-    ) if sched is not None else ()
+    sched_fields = (
+        tuple((column.key, getattr(sched, column.key)) for column in sched.__table__.columns)
+        if sched is not None
+        else ()
+    )
     return (
-        row.name, row.task, row.args, row.kwargs, row.queue, row.routing_key, row.priority,
-        row.headers, as_utc(row.expires), row.expire_seconds, row.one_off,
-        as_utc(row.start_time), as_utc(row.date_changed), type(sched).__name__, sched_fields,
+        row.name,
+        row.task,
+        row.args,
+        row.kwargs,
+        row.queue,
+        row.routing_key,
+        row.priority,
+        row.headers,
+        as_utc(row.expires),
+        row.expire_seconds,
+        row.one_off,
+        as_utc(row.start_time),
+        as_utc(row.date_changed),
+        type(sched).__name__,
+        sched_fields,
     )
 
 
@@ -99,7 +114,9 @@ class Entry:
 
     def finished(self):
         """A one-off or clocked task that ran after its last edit."""
-        return self.one_off and self.last_run_at is not None and self.last_run_at >= self.date_changed
+        return (
+            self.one_off and self.last_run_at is not None and self.last_run_at >= self.date_changed
+        )
 
     def next_run(self, now):
         """When this entry should be sent next (aware UTC), or None for never."""
@@ -177,8 +194,10 @@ class DatabaseScheduler(Scheduler):
 
     @property
     def info(self):
-        return (f"    . db -> {self.engine.url.render_as_string(hide_password=True)}\n"
-                f"    . lock -> luffy:beat:lock ({self.lock_timeout:g}s)")
+        return (
+            f"    . db -> {self.engine.url.render_as_string(hide_password=True)}\n"
+            f"    . lock -> luffy:beat:lock ({self.lock_timeout:g}s)"
+        )
 
     def tick(self, *args, **kwargs):
         if not self._hold_lock():
@@ -214,7 +233,9 @@ class DatabaseScheduler(Scheduler):
                     }
                     if change["disable"]:
                         values["enabled"] = False
-                    connection.execute(update(PeriodicTask).where(PeriodicTask.id == row_id).values(**values))
+                    connection.execute(
+                        update(PeriodicTask).where(PeriodicTask.id == row_id).values(**values)
+                    )
         except SQLAlchemyError as error:
             for row_id, change in pending.items():
                 self._merge_pending(row_id, change)
@@ -227,10 +248,8 @@ class DatabaseScheduler(Scheduler):
             self.sync()
         finally:
             if self.lock is not None:
-                try:
+                with contextlib.suppress(RedisError):
                     self.lock.release()
-                except RedisError:
-                    pass
             super().close()
 
     # -- the lock -----------------------------------------------------------------------
@@ -246,7 +265,9 @@ class DatabaseScheduler(Scheduler):
             if not held:
                 log.error("beat: Redis unavailable, not scheduling until it is back: %s", error)
         if held and not was_held:
-            log.info("beat: holding %s as %s; loading the schedule", "luffy:beat:lock", self.lock.value)
+            log.info(
+                "beat: holding %s as %s; loading the schedule", "luffy:beat:lock", self.lock.value
+            )
             self._loaded_at = None  # another beat may have run things: read them back
             self._waiting_since = None
         elif was_held and not held:
@@ -263,18 +284,23 @@ class DatabaseScheduler(Scheduler):
             return "?"
 
     def _note_tick(self):
-        try:
+        with contextlib.suppress(RedisError):
             self.lock.note_tick()
-        except RedisError:
-            pass
 
     def _publish_next_due(self):
-        current = (item for item in self._heap
-                   if self.entries.get(item[2].id) is item[2] and item[2].due == item[0])
-        plan = [{"name": entry.name, "task": entry.task, "next_run_at": due.isoformat()}
-                for due, _, entry in heapq.nsmallest(NEXT_DUE_PUBLISHED, current)]
+        current = (
+            item
+            for item in self._heap
+            if self.entries.get(item[2].id) is item[2] and item[2].due == item[0]
+        )
+        plan = [
+            {"name": entry.name, "task": entry.task, "next_run_at": due.isoformat()}
+            for due, _, entry in heapq.nsmallest(NEXT_DUE_PUBLISHED, current)
+        ]
         try:
-            self.lock.redis.set(NEXT_DUE_KEY, json.dumps(plan), ex=max(60, int(self.full_reload_every) * 2))
+            self.lock.redis.set(
+                NEXT_DUE_KEY, json.dumps(plan), ex=max(60, int(self.full_reload_every) * 2)
+            )
         except RedisError:
             return  # published on a later tick
         self._plan_changed = False
@@ -301,7 +327,11 @@ class DatabaseScheduler(Scheduler):
     def _reload(self, version):
         now = as_utc(self.clock())
         with Session(self.engine) as session:
-            rows = session.scalars(select(PeriodicTask).where(PeriodicTask.enabled.is_(True))).unique().all()
+            rows = (
+                session.scalars(select(PeriodicTask).where(PeriodicTask.enabled.is_(True)))
+                .unique()
+                .all()
+            )
             entries = {}
             for row in rows:
                 entries[row.id] = self._entry_for(row, now)
@@ -309,7 +339,9 @@ class DatabaseScheduler(Scheduler):
         self._version = version
         self._rebuild_heap()
         self._plan_changed = True
-        log.info("beat: schedule loaded, %d enabled task(s), version %s", len(self.entries), version)
+        log.info(
+            "beat: schedule loaded, %d enabled task(s), version %s", len(self.entries), version
+        )
 
     def _entry_for(self, row, now):
         print_ = fingerprint(row)
@@ -320,7 +352,11 @@ class DatabaseScheduler(Scheduler):
             try:
                 sched = schedule_from_task(row, app=self.app, nowfun=self.clock)
             except ScheduleError as error:
-                log.error("beat: periodic task %r has an unusable schedule, skipping it: %s", row.name, error)
+                log.error(
+                    "beat: periodic task %r has an unusable schedule, skipping it: %s",
+                    row.name,
+                    error,
+                )
                 return None
             entry = Entry(row, sched, print_)
             if old is not None:
@@ -330,14 +366,18 @@ class DatabaseScheduler(Scheduler):
         if db_last and (entry.last_run_at is None or db_last > entry.last_run_at):
             entry.last_run_at = db_last
         pending = self._pending.get(row.id)
-        entry.total_run_count = max(entry.total_run_count,
-                                    (row.total_run_count or 0) + (pending["runs"] if pending else 0))
+        entry.total_run_count = max(
+            entry.total_run_count, (row.total_run_count or 0) + (pending["runs"] if pending else 0)
+        )
         entry.refresh_due(now)
         return entry
 
     def _rebuild_heap(self):
-        self._heap = [(entry.due, next(self._seq), entry) for entry in self.entries.values()
-                      if entry.due is not None]
+        self._heap = [
+            (entry.due, next(self._seq), entry)
+            for entry in self.entries.values()
+            if entry.due is not None
+        ]
         heapq.heapify(self._heap)
 
     # -- sending ------------------------------------------------------------------------
@@ -356,7 +396,9 @@ class DatabaseScheduler(Scheduler):
                 sent += 1
                 entry.last_run_at = now
                 entry.total_run_count += 1
-                self._merge_pending(entry.id, {"last_run_at": now, "runs": 1, "disable": entry.one_off})
+                self._merge_pending(
+                    entry.id, {"last_run_at": now, "runs": 1, "disable": entry.one_off}
+                )
                 entry.refresh_due(now)
             else:
                 entry.due = now + timedelta(seconds=SEND_RETRY_SECONDS)
@@ -372,9 +414,16 @@ class DatabaseScheduler(Scheduler):
             if task is not None:
                 task.apply_async(entry.args, entry.kwargs, producer=self.producer, **options)
             else:
-                self.app.send_task(entry.task, entry.args, entry.kwargs, producer=self.producer, **options)
+                self.app.send_task(
+                    entry.task, entry.args, entry.kwargs, producer=self.producer, **options
+                )
         except Exception as error:  # a broker hiccup must not stop beat
-            log.error("beat: could not send %r, retrying in %ss: %s", entry.name, SEND_RETRY_SECONDS, error)
+            log.error(
+                "beat: could not send %r, retrying in %ss: %s",
+                entry.name,
+                SEND_RETRY_SECONDS,
+                error,
+            )
             return False
         return True
 
@@ -398,8 +447,13 @@ class DatabaseScheduler(Scheduler):
     def _database_failed(self, doing, error):
         self._db_retry_at = time.monotonic() + DB_RETRY_SECONDS
         if not self._db_down:
-            log.error("beat: database unavailable (could not %s); keeping the schedule I have "
-                      "and retrying every %ss: %s", doing, DB_RETRY_SECONDS, error)
+            log.error(
+                "beat: database unavailable (could not %s); keeping the schedule I have "
+                "and retrying every %ss: %s",
+                doing,
+                DB_RETRY_SECONDS,
+                error,
+            )
         self._db_down = True
 
     def _database_ok(self):
@@ -414,10 +468,14 @@ class DatabaseScheduler(Scheduler):
         defaults = dict(self.app.conf.beat_schedule or {})
         # What Celery's own beat adds when results expire and the backend cannot expire them.
         if self.app.conf.result_expires and not self.app.backend.supports_autoexpire:
-            defaults.setdefault("celery.backend_cleanup", {
-                "task": "celery.backend_cleanup", "schedule": crontab("0", "4", "*"),
-                "options": {"expires": 12 * 3600},
-            })
+            defaults.setdefault(
+                "celery.backend_cleanup",
+                {
+                    "task": "celery.backend_cleanup",
+                    "schedule": crontab("0", "4", "*"),
+                    "options": {"expires": 12 * 3600},
+                },
+            )
         try:
             with self.flask_app.app_context():
                 created = seed_from_config(defaults)

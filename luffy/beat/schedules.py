@@ -10,14 +10,14 @@ Crontab rules across daylight-saving changes (PITFALLS 12, 13), in the row's zon
 Day of month and day of week must both match, as in Celery's own crontab.
 """
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from celery.schedules import BaseSchedule, crontab, schedstate, schedule, solar
 
 from luffy.models.base import as_utc
 
-UTC = timezone.utc
+UTC = UTC
 # How far ahead a crontab is searched for its next run; beyond it, the row never runs.
 SEARCH_DAYS = 366 * 28
 # The largest wall-clock jump of any zone's daylight-saving change, with a margin.
@@ -43,8 +43,16 @@ def zone_names():
 class ZonedCrontab(crontab):
     """A Celery crontab whose fields are read in the zone ``tz_name``, DST-safe."""
 
-    def __init__(self, minute="*", hour="*", day_of_week="*", day_of_month="*",
-                 month_of_year="*", tz_name="UTC", **kwargs):
+    def __init__(
+        self,
+        minute="*",
+        hour="*",
+        day_of_week="*",
+        day_of_month="*",
+        month_of_year="*",
+        tz_name="UTC",
+        **kwargs,
+    ):
         try:
             super().__init__(minute, hour, day_of_week, day_of_month, month_of_year, **kwargs)
         except ValueError as error:
@@ -76,8 +84,9 @@ class ZonedCrontab(crontab):
         return best
 
     def _near_change(self, moment):
-        return (moment - DST_MARGIN).astimezone(self.zone).utcoffset() != \
-            (moment + DST_MARGIN).astimezone(self.zone).utcoffset()
+        return (moment - DST_MARGIN).astimezone(self.zone).utcoffset() != (
+            moment + DST_MARGIN
+        ).astimezone(self.zone).utcoffset()
 
     def _moments(self, local):
         """The UTC moments a wall-clock time ``local`` stands for (zero, one or two)."""
@@ -104,8 +113,11 @@ class ZonedCrontab(crontab):
             day += timedelta(days=1)
 
     def _day_matches(self, day):
-        return (day.month in self.month_of_year and day.day in self.day_of_month
-                and day.isoweekday() % 7 in self.day_of_week)
+        return (
+            day.month in self.month_of_year
+            and day.day in self.day_of_month
+            and day.isoweekday() % 7 in self.day_of_week
+        )
 
     # -- Celery's interface -------------------------------------------------------------
     def remaining_estimate(self, last_run_at):
@@ -118,12 +130,23 @@ class ZonedCrontab(crontab):
         return schedstate(False, (self.next_run(last_run_at) - now).total_seconds())
 
     def __repr__(self):
-        return f"<crontab: {self._orig_minute} {self._orig_hour} {self._orig_day_of_month} " \
-               f"{self._orig_month_of_year} {self._orig_day_of_week} ({self.tz_name})>"
+        return (
+            f"<crontab: {self._orig_minute} {self._orig_hour} {self._orig_day_of_month} "
+            f"{self._orig_month_of_year} {self._orig_day_of_week} ({self.tz_name})>"
+        )
 
     def __reduce__(self):
-        return (self.__class__, (self._orig_minute, self._orig_hour, self._orig_day_of_week,
-                                 self._orig_day_of_month, self._orig_month_of_year, self.tz_name))
+        return (
+            self.__class__,
+            (
+                self._orig_minute,
+                self._orig_hour,
+                self._orig_day_of_week,
+                self._orig_day_of_month,
+                self._orig_month_of_year,
+                self.tz_name,
+            ),
+        )
 
     def __eq__(self, other):
         if isinstance(other, ZonedCrontab):
@@ -163,8 +186,16 @@ class clocked(BaseSchedule):
 
 
 def crontab_from_row(row, app=None, nowfun=None):
-    return ZonedCrontab(row.minute, row.hour, row.day_of_week, row.day_of_month,
-                        row.month_of_year, tz_name=row.timezone, app=app, nowfun=nowfun)
+    return ZonedCrontab(
+        row.minute,
+        row.hour,
+        row.day_of_week,
+        row.day_of_month,
+        row.month_of_year,
+        tz_name=row.timezone,
+        app=app,
+        nowfun=nowfun,
+    )
 
 
 def schedule_from_task(task, app=None, nowfun=None):
@@ -177,8 +208,9 @@ def schedule_from_task(task, app=None, nowfun=None):
         return clocked(task.clocked.clocked_time, app=app, nowfun=nowfun)
     if task.solar is not None:
         try:
-            return solar(task.solar.event, task.solar.latitude, task.solar.longitude,
-                         app=app, nowfun=nowfun)
+            return solar(
+                task.solar.event, task.solar.latitude, task.solar.longitude, app=app, nowfun=nowfun
+            )
         except (ValueError, ImportError) as error:
             raise ScheduleError(f"太阳事件无效：{error}") from error
     raise ScheduleError("周期任务没有调度")

@@ -15,10 +15,14 @@ from sqlalchemy.orm import Session
 
 from luffy.broker import publish
 from luffy.extensions import db
-from luffy.models.schedule import (
-    CrontabSchedule, IntervalSchedule, PeriodicTask, ScheduleVersion, SolarSchedule,
-)
 from luffy.models.base import utcnow
+from luffy.models.schedule import (
+    CrontabSchedule,
+    IntervalSchedule,
+    PeriodicTask,
+    ScheduleVersion,
+    SolarSchedule,
+)
 from luffy.redis_store import get_redis
 
 log = logging.getLogger(__name__)
@@ -65,11 +69,14 @@ def periodic_task_from_spec(session, name, spec):
     """A ``PeriodicTask`` for one Celery ``beat_schedule`` entry."""
     options = dict(spec.get("options") or {})
     task = PeriodicTask(
-        name=name, task=spec["task"],
+        name=name,
+        task=spec["task"],
         args=json.dumps(list(spec.get("args") or ())),
         kwargs=json.dumps(dict(spec.get("kwargs") or {})),
-        queue=options.get("queue"), routing_key=options.get("routing_key"),
-        priority=options.get("priority"), headers=json.dumps(options.get("headers") or {}),
+        queue=options.get("queue"),
+        routing_key=options.get("routing_key"),
+        priority=options.get("priority"),
+        headers=json.dumps(options.get("headers") or {}),
         description=spec.get("description", "来自配置 beat_schedule"),
     )
     expires = options.get("expires")
@@ -80,15 +87,21 @@ def periodic_task_from_spec(session, name, spec):
     sched = spec["schedule"]
     if isinstance(sched, crontab):
         task.crontab = CrontabSchedule(
-            minute=str(sched._orig_minute), hour=str(sched._orig_hour),
-            day_of_week=str(sched._orig_day_of_week), day_of_month=str(sched._orig_day_of_month),
-            month_of_year=str(sched._orig_month_of_year), timezone=current_app.config["TIMEZONE"],
+            minute=str(sched._orig_minute),
+            hour=str(sched._orig_hour),
+            day_of_week=str(sched._orig_day_of_week),
+            day_of_month=str(sched._orig_day_of_month),
+            month_of_year=str(sched._orig_month_of_year),
+            timezone=current_app.config["TIMEZONE"],
         )
     elif isinstance(sched, solar):
         task.solar = SolarSchedule(event=sched.event, latitude=sched.lat, longitude=sched.lon)
     else:
-        seconds = sched.run_every.total_seconds() if isinstance(sched, schedule) else (
-            sched.total_seconds() if isinstance(sched, timedelta) else float(sched))
+        seconds = (
+            sched.run_every.total_seconds()
+            if isinstance(sched, schedule)
+            else (sched.total_seconds() if isinstance(sched, timedelta) else float(sched))
+        )
         task.interval = interval_row(session, max(1, round(seconds)))
     return task
 
@@ -96,8 +109,11 @@ def periodic_task_from_spec(session, name, spec):
 def interval_row(session, seconds):
     """The interval row for ``seconds`` in its largest whole unit, reusing an identical one."""
     every, period = next((seconds // size, unit) for unit, size in UNITS if seconds % size == 0)
-    existing = session.scalar(select(IntervalSchedule).where(
-        IntervalSchedule.every == every, IntervalSchedule.period == period).limit(1))
+    existing = session.scalar(
+        select(IntervalSchedule)
+        .where(IntervalSchedule.every == every, IntervalSchedule.period == period)
+        .limit(1)
+    )
     return existing or IntervalSchedule(every=every, period=period)
 
 
@@ -109,8 +125,12 @@ def run_now(task):
     """
     from luffy.beat.scheduler import entry_options
 
-    result = publish(task.task, json.loads(task.args or "[]"), json.loads(task.kwargs or "{}"),
-                     **entry_options(task))
+    result = publish(
+        task.task,
+        json.loads(task.args or "[]"),
+        json.loads(task.kwargs or "{}"),
+        **entry_options(task),
+    )
     return result.id
 
 
@@ -131,7 +151,9 @@ def next_due(limit=5):
     celery = current_app.extensions["celery"]
     now = utcnow()
     upcoming = []
-    for row in db.session.scalars(select(PeriodicTask).where(PeriodicTask.enabled.is_(True))).unique():
+    for row in db.session.scalars(
+        select(PeriodicTask).where(PeriodicTask.enabled.is_(True))
+    ).unique():
         try:
             entry = Entry(row, schedule_from_task(row, app=celery), fingerprint(row))
         except ScheduleError:
@@ -155,8 +177,10 @@ def _published_next_due(limit):
         return None
     if not plan or not last_tick or time.time() - float(last_tick) > PUBLISHED_FRESH_SECONDS:
         return None
-    return [{**item, "next_run_at": datetime.fromisoformat(item["next_run_at"])}
-            for item in json.loads(plan)[:limit]]
+    return [
+        {**item, "next_run_at": datetime.fromisoformat(item["next_run_at"])}
+        for item in json.loads(plan)[:limit]
+    ]
 
 
 def next_run_of(row):
@@ -167,7 +191,9 @@ def next_run_of(row):
     if not row.enabled or row.schedule_row is None:
         return None
     try:
-        entry = Entry(row, schedule_from_task(row, app=current_app.extensions["celery"]), fingerprint(row))
+        entry = Entry(
+            row, schedule_from_task(row, app=current_app.extensions["celery"]), fingerprint(row)
+        )
     except (ScheduleError, ValueError):
         return None
     return entry.refresh_due(utcnow())

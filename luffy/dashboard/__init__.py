@@ -4,5 +4,7 @@ from flask import Blueprint
 
 bp = Blueprint("monitoring", __name__)
 
-from luffy.dashboard import exporter  # noqa: E402,F401  (registers /metrics)
-from luffy.dashboard import worker_state  # noqa: E402,F401  (workers' revoke file folder)
+from luffy.dashboard import (
+    exporter,  # noqa: E402,F401  (registers /metrics)
+    worker_state,  # noqa: E402,F401  (workers' revoke file folder)
+)

@@ -44,7 +44,10 @@ def state_bars(last_hour, last_day, width=560, height=220):
         colour = STATE_COLOURS.get(state, "#607d8b")
         x0 = left + index * group_w + group_w * 0.12
         for offset, (label, value, opacity) in enumerate(
-            (("近 1 小时", last_hour.get(state, 0), "1"), ("近 24 小时", last_day.get(state, 0), "0.45"))
+            (
+                ("近 1 小时", last_hour.get(state, 0), "1"),
+                ("近 24 小时", last_day.get(state, 0), "0.45"),
+            )
         ):
             x = x0 + offset * (bar_w + 2)
             parts.append(
@@ -91,7 +94,7 @@ def throughput_bars(points, width=560, height=120):
         parts.append(
             f'<rect x="{left + index * bar_w:.1f}" y="{top_pad + plot_h - bar_h:.1f}" '
             f'width="{max(1.0, bar_w - 1):.1f}" height="{bar_h:.1f}" fill="#1e88e5">'
-            f'<title>{escape(point["minute"] or "")}: {int(value)}</title></rect>'
+            f"<title>{escape(point['minute'] or '')}: {int(value)}</title></rect>"
         )
     parts.append(
         f'<text x="{left}" y="{height - 4}" font-size="10">-{len(points)} 分钟</text>'

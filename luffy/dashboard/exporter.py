@@ -43,7 +43,9 @@ class LuffyCollector:
         yield from self.broker()
 
     def counters(self):
-        up = GaugeMetricFamily("luffy_metrics_store_up", "1 when the shared counters were read from Redis.")
+        up = GaugeMetricFamily(
+            "luffy_metrics_store_up", "1 when the shared counters were read from Redis."
+        )
         try:
             totals = counters_for(self.app).totals()
             up.add_metric([], 1)
@@ -56,7 +58,9 @@ class LuffyCollector:
             family = families.get(name)
             if family is None:
                 family = families[name] = Metric(
-                    f"luffy_{metric_name(name)}", DESCRIPTIONS.get(name, f"Luffy counter {name}."), "counter"
+                    f"luffy_{metric_name(name)}",
+                    DESCRIPTIONS.get(name, f"Luffy counter {name}."),
+                    "counter",
                 )
             family.add_sample(
                 f"luffy_{metric_name(name)}_total",
@@ -90,7 +94,7 @@ class LuffyCollector:
 def token_matches():
     expected = current_app.config.get("METRICS_TOKEN") or ""
     header = request.headers.get("Authorization", "")
-    given = header[len("Bearer "):].strip() if header.startswith("Bearer ") else ""
+    given = header[len("Bearer ") :].strip() if header.startswith("Bearer ") else ""
     return bool(expected) and hmac.compare_digest(given.encode(), expected.encode())
 
 

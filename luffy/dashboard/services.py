@@ -7,10 +7,11 @@ deadline and the section says why instead of hanging the page. Sections whose so
 another feature (beat, flash sale, task results) answer "not available" while it is missing.
 """
 
+import contextlib
 import logging
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from flask import current_app
 from kombu.exceptions import ChannelError
@@ -99,6 +100,7 @@ def collect(sections, seconds=SECTION_DEADLINE_SECONDS):
 
 # -- the broker -------------------------------------------------------------------------------
 
+
 def celery_app():
     return current_app.extensions["celery"]
 
@@ -147,6 +149,7 @@ def queue_lengths(names=TASK_QUEUES, timeout=None):
 
 # -- workers ----------------------------------------------------------------------------------
 
+
 def inspect_workers(timeout=None):
     """Every worker that answers, with pool size, active/reserved/scheduled tasks and processed counts,
     plus workers seen in the last day that no longer answer (offline)."""
@@ -169,22 +172,24 @@ def inspect_workers(timeout=None):
     for hostname in sorted(set(stats) | set(active) | set(reserved) | set(scheduled)):
         info = stats.get(hostname) or {}
         pool = info.get("pool") or {}
-        workers.append({
-            "hostname": hostname,
-            "online": True,
-            # "celery.concurrency.prefork:TaskPool" -> "prefork"
-            "pool": pool.get("implementation", "").split(":")[0].rsplit(".", 1)[-1] or None,
-            "concurrency": pool.get("max-concurrency"),
-            "processes": len(pool.get("processes") or []) or None,
-            "processed": sum((info.get("total") or {}).values()),
-            "active": [_task_brief(task) for task in active.get(hostname) or []],
-            "reserved": [_task_brief(task) for task in reserved.get(hostname) or []],
-            # Tasks with a countdown or eta wait in the worker's memory until they are due.
-            "scheduled": [
-                dict(_task_brief(entry.get("request") or {}), eta=entry.get("eta"))
-                for entry in scheduled.get(hostname) or []
-            ],
-        })
+        workers.append(
+            {
+                "hostname": hostname,
+                "online": True,
+                # "celery.concurrency.prefork:TaskPool" -> "prefork"
+                "pool": pool.get("implementation", "").split(":")[0].rsplit(".", 1)[-1] or None,
+                "concurrency": pool.get("max-concurrency"),
+                "processes": len(pool.get("processes") or []) or None,
+                "processed": sum((info.get("total") or {}).values()),
+                "active": [_task_brief(task) for task in active.get(hostname) or []],
+                "reserved": [_task_brief(task) for task in reserved.get(hostname) or []],
+                # Tasks with a countdown or eta wait in the worker's memory until they are due.
+                "scheduled": [
+                    dict(_task_brief(entry.get("request") or {}), eta=entry.get("eta"))
+                    for entry in scheduled.get(hostname) or []
+                ],
+            }
+        )
     online = {worker["hostname"] for worker in workers}
     # The inspections took most of the section's time; the offline list (from Redis) gets what
     # is left, so a slow or silent Redis costs the list of past workers, not the live ones.
@@ -201,7 +206,9 @@ def _start_inspect(app, method, timeout):
 
     def run():
         try:
-            box["value"] = getattr(app.extensions["celery"].control.inspect(timeout=timeout), method)()
+            box["value"] = getattr(
+                app.extensions["celery"].control.inspect(timeout=timeout), method
+            )()
         except Exception as error:
             box["error"] = error
 
@@ -216,8 +223,9 @@ def _task_brief(task):
         "id": task.get("id"),
         "name": task.get("name") or task.get("type"),
         "args": str(task.get("args"))[:200],
-        "started": datetime.fromtimestamp(started, timezone.utc).isoformat(timespec="seconds")
-        if isinstance(started, (int, float)) else None,
+        "started": datetime.fromtimestamp(started, UTC).isoformat(timespec="seconds")
+        if isinstance(started, (int, float))
+        else None,
     }
 
 
@@ -239,15 +247,16 @@ def _remember_workers(online, now):
         if now - seen > FORGET_WORKER_AFTER_SECONDS:
             forget.append(hostname)
             continue
-        offline.append({
-            "hostname": hostname, "online": False,
-            "last_seen": datetime.fromtimestamp(seen, timezone.utc).isoformat(timespec="seconds"),
-        })
+        offline.append(
+            {
+                "hostname": hostname,
+                "online": False,
+                "last_seen": datetime.fromtimestamp(seen, UTC).isoformat(timespec="seconds"),
+            }
+        )
     if forget:
-        try:
+        with contextlib.suppress(Exception):
             get_redis().hdel(KNOWN_WORKERS_KEY, *forget)
-        except Exception:
-            pass
     return sorted(offline, key=lambda worker: worker["hostname"])
 
 
@@ -262,9 +271,16 @@ def control(command, destination, timeout=None, **arguments):
     """Send a control command to the named workers and return their replies ({host: reply})."""
     timeout = timeout or current_app.config["MONITOR_INSPECT_TIMEOUT"]
     check_broker(timeout)
-    replies = celery_app().control.broadcast(
-        command, arguments=arguments, destination=destination, reply=True, timeout=timeout,
-    ) or []
+    replies = (
+        celery_app().control.broadcast(
+            command,
+            arguments=arguments,
+            destination=destination,
+            reply=True,
+            timeout=timeout,
+        )
+        or []
+    )
     merged = {}
     for reply in replies:
         merged.update(reply)
@@ -296,6 +312,7 @@ def revoke(task_id, terminate=False):
 
 # -- task history from the results table -----------------------------------------------------
 
+
 def task_result_model():
     try:
         from luffy.models.task_result import TaskResult
@@ -305,12 +322,12 @@ def task_result_model():
 
 
 def _utcnow():
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _aware(moment):
     if moment is not None and moment.tzinfo is None:
-        return moment.replace(tzinfo=timezone.utc)  # SQLite hands back naive UTC
+        return moment.replace(tzinfo=UTC)  # SQLite hands back naive UTC
     return moment
 
 
@@ -347,13 +364,16 @@ def throughput_per_minute(now=None, minutes=THROUGHPUT_MINUTES):
     now = (now or _utcnow()).replace(second=0, microsecond=0) + timedelta(minutes=1)
     starts = [now - timedelta(minutes=minutes - i) for i in range(minutes + 1)]
     columns = [
-        func.sum(case(((TaskResult.date_done >= starts[i]) & (TaskResult.date_done < starts[i + 1]), 1), else_=0))
+        func.sum(
+            case(
+                ((TaskResult.date_done >= starts[i]) & (TaskResult.date_done < starts[i + 1]), 1),
+                else_=0,
+            )
+        )
         for i in range(minutes)
     ]
     row = db.session.execute(select(*columns).where(TaskResult.date_done >= starts[0])).one()
-    return [
-        {"minute": _iso(starts[i]), "count": int(value or 0)} for i, value in enumerate(row)
-    ]
+    return [{"minute": _iso(starts[i]), "count": int(value or 0)} for i, value in enumerate(row)]
 
 
 def latest_failures(limit=FAILURES_SHOWN):
@@ -416,6 +436,7 @@ def task_history():
 
 # -- beat and flash sales (other features' services) -----------------------------------------
 
+
 def beat_state():
     """Last tick, lock holder and the next five due tasks (luffy.beat.services when present)."""
     try:
@@ -434,7 +455,7 @@ def beat_state():
     tick = status.get("last_tick")
     if isinstance(tick, (int, float)):
         status["seconds_since_tick"] = round(time.time() - tick, 1)
-        status["last_tick"] = datetime.fromtimestamp(tick, timezone.utc).isoformat(timespec="seconds")
+        status["last_tick"] = datetime.fromtimestamp(tick, UTC).isoformat(timespec="seconds")
     if beat_services is not None and hasattr(beat_services, "next_due"):
         status["next_due"] = beat_services.next_due(limit=5)
     else:
@@ -489,10 +510,12 @@ def plain(value):
 
 def dashboard():
     """Every section of the dashboard, in parallel, within the deadline."""
-    return collect({
-        "workers": inspect_workers,
-        "queues": queue_lengths,
-        "tasks": task_history,
-        "beat": beat_state,
-        "sales": sales_state,
-    })
+    return collect(
+        {
+            "workers": inspect_workers,
+            "queues": queue_lengths,
+            "tasks": task_history,
+            "beat": beat_state,
+            "sales": sales_state,
+        }
+    )

@@ -35,8 +35,11 @@ def worker_answer(replies, hostname=None):
         return refusal(503, "没有工作进程响应", replies={})
     errors = {host: reply.get("error") for host, reply in replies.items() if "error" in reply}
     if errors:
-        return refusal(409, "工作进程拒绝了该操作：" + "; ".join(f"{h}: {e}" for h, e in errors.items()),
-                       replies=replies)
+        return refusal(
+            409,
+            "工作进程拒绝了该操作：" + "; ".join(f"{h}: {e}" for h, e in errors.items()),
+            replies=replies,
+        )
     return ok("已发送", replies=replies)
 
 
@@ -62,7 +65,9 @@ class DashboardView(SecureBaseView):
                 history["counts"]["last_hour"], history["counts"]["last_day"]
             )
             history["throughput_chart"] = charts.throughput_bars(history["throughput"])
-            history["last_minute"] = history["throughput"][-1]["count"] if history["throughput"] else 0
+            history["last_minute"] = (
+                history["throughput"][-1]["count"] if history["throughput"] else 0
+            )
             for failure in history["failures"]:
                 failure["url"] = url_for(".task", task_id=failure["task_id"])
         return ok(sections=sections, now=services.plain(services._utcnow()))
@@ -76,7 +81,10 @@ class DashboardView(SecureBaseView):
             detail, error = None, str(exc)
         status = 200 if detail else 404
         page = self.render(
-            "dashboard/task.html", task_id=task_id, detail=detail, error=error,
+            "dashboard/task.html",
+            task_id=task_id,
+            detail=detail,
+            error=error,
             admin_url=self._task_result_admin_url(detail),
         )
         return page, status
@@ -89,8 +97,14 @@ class DashboardView(SecureBaseView):
             n = int(form_value("n", 1))
         except (TypeError, ValueError):
             n = 0
-        if not HOSTNAME.match(hostname) or action not in {"grow", "shrink"} or not 1 <= n <= MAX_POOL_STEP:
-            return refusal(400, f"需要 hostname、action（grow 或 shrink）和 1 到 {MAX_POOL_STEP} 之间的 n")
+        if (
+            not HOSTNAME.match(hostname)
+            or action not in {"grow", "shrink"}
+            or not 1 <= n <= MAX_POOL_STEP
+        ):
+            return refusal(
+                400, f"需要 hostname、action（grow 或 shrink）和 1 到 {MAX_POOL_STEP} 之间的 n"
+            )
         command = services.grow_pool if action == "grow" else services.shrink_pool
         return self._send(command, hostname, n)
 
@@ -99,7 +113,11 @@ class DashboardView(SecureBaseView):
         task_name = form_value("task_name") or ""
         rate = form_value("rate") or ""
         hostname = form_value("hostname") or None
-        if not TASK_NAME.match(task_name) or not RATE.match(rate) or (hostname and not HOSTNAME.match(hostname)):
+        if (
+            not TASK_NAME.match(task_name)
+            or not RATE.match(rate)
+            or (hostname and not HOSTNAME.match(hostname))
+        ):
             return refusal(400, "需要任务名和速率（如 10/s、100/m、1000/h；0 表示不限）")
         return self._send(services.set_rate_limit, task_name, rate or "0", hostname)
 

@@ -75,7 +75,10 @@ class BannerCache:
 
     def _refresh_if_stale(self):
         now = time.monotonic()
-        if self._banners is not None and now - self._checked_at < current_app.config["BANNER_LOCAL_TTL"]:
+        if (
+            self._banners is not None
+            and now - self._checked_at < current_app.config["BANNER_LOCAL_TTL"]
+        ):
             count("banner_cache", PROCESS_HIT)
             return
         # Only one thread refreshes; the others keep serving the copy they have.
@@ -83,7 +86,10 @@ class BannerCache:
             count("banner_cache", PROCESS_HIT)
             return
         try:
-            if self._banners is not None and now - self._checked_at < current_app.config["BANNER_LOCAL_TTL"]:
+            if (
+                self._banners is not None
+                and now - self._checked_at < current_app.config["BANNER_LOCAL_TTL"]
+            ):
                 count("banner_cache", PROCESS_HIT)
                 return
             self._store_locally(self._read_shared())

@@ -4,12 +4,27 @@ from luffy.models.banner import Banner
 from luffy.models.course import Course
 from luffy.models.sale import Order, Sale
 from luffy.models.schedule import (
-    ClockedSchedule, CrontabSchedule, IntervalSchedule, PeriodicTask, ScheduleVersion, SolarSchedule,
+    ClockedSchedule,
+    CrontabSchedule,
+    IntervalSchedule,
+    PeriodicTask,
+    ScheduleVersion,
+    SolarSchedule,
 )
 from luffy.models.task_result import TaskResult
 from luffy.models.user import User
 
 __all__ = [
-    "Banner", "ClockedSchedule", "Course", "CrontabSchedule", "IntervalSchedule", "Order",
-    "PeriodicTask", "Sale", "ScheduleVersion", "SolarSchedule", "TaskResult", "User",
+    "Banner",
+    "ClockedSchedule",
+    "Course",
+    "CrontabSchedule",
+    "IntervalSchedule",
+    "Order",
+    "PeriodicTask",
+    "Sale",
+    "ScheduleVersion",
+    "SolarSchedule",
+    "TaskResult",
+    "User",
 ]

@@ -3,7 +3,14 @@
 from datetime import datetime
 
 from sqlalchemy import (
-    Boolean, CheckConstraint, DateTime, Float, ForeignKey, Integer, String, Text,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -12,8 +19,15 @@ from luffy.models.base import as_utc, utcnow
 
 INTERVAL_PERIODS = ("seconds", "minutes", "hours", "days")
 SOLAR_EVENTS = (
-    "dawn_astronomical", "dawn_nautical", "dawn_civil", "sunrise", "solar_noon",
-    "sunset", "dusk_civil", "dusk_nautical", "dusk_astronomical",
+    "dawn_astronomical",
+    "dawn_nautical",
+    "dawn_civil",
+    "sunrise",
+    "solar_noon",
+    "sunset",
+    "dusk_civil",
+    "dusk_nautical",
+    "dusk_astronomical",
 )
 
 
@@ -35,7 +49,7 @@ class IntervalSchedule(db.Model):
         return self.every * {"seconds": 1, "minutes": 60, "hours": 3600, "days": 86400}[self.period]
 
     def __str__(self):
-        return f"每 {self.every} {dict(zip(INTERVAL_PERIODS, ('秒', '分钟', '小时', '天')))[self.period]}"
+        return f"每 {self.every} {dict(zip(INTERVAL_PERIODS, ('秒', '分钟', '小时', '天'), strict=False))[self.period]}"
 
 
 class CrontabSchedule(db.Model):
@@ -53,7 +67,9 @@ class CrontabSchedule(db.Model):
 
     @property
     def expression(self):
-        return " ".join((self.minute, self.hour, self.day_of_month, self.month_of_year, self.day_of_week))
+        return " ".join(
+            (self.minute, self.hour, self.day_of_month, self.month_of_year, self.day_of_week)
+        )
 
     def __str__(self):
         return f"{self.expression} ({self.timezone})"
@@ -90,10 +106,13 @@ class SolarSchedule(db.Model):
 
 
 # Exactly one schedule per task, checked by the database too.
-_ONE_SCHEDULE = " + ".join(
-    f"(CASE WHEN {column} IS NULL THEN 0 ELSE 1 END)"
-    for column in ("interval_id", "crontab_id", "clocked_id", "solar_id")
-) + " = 1"
+_ONE_SCHEDULE = (
+    " + ".join(
+        f"(CASE WHEN {column} IS NULL THEN 0 ELSE 1 END)"
+        for column in ("interval_id", "crontab_id", "clocked_id", "solar_id")
+    )
+    + " = 1"
+)
 
 
 class PeriodicTask(db.Model):
@@ -103,20 +122,26 @@ class PeriodicTask(db.Model):
     __table_args__ = (
         CheckConstraint(_ONE_SCHEDULE, name="one_schedule"),
         CheckConstraint("priority IS NULL OR priority BETWEEN 0 AND 255", name="priority_range"),
-        CheckConstraint("expire_seconds IS NULL OR expire_seconds > 0", name="expire_seconds_positive"),
+        CheckConstraint(
+            "expire_seconds IS NULL OR expire_seconds > 0", name="expire_seconds_positive"
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)
     task: Mapped[str] = mapped_column(String(200))
     interval_id: Mapped[int | None] = mapped_column(
-        ForeignKey("interval_schedules.id", ondelete="CASCADE"), index=True)
+        ForeignKey("interval_schedules.id", ondelete="CASCADE"), index=True
+    )
     crontab_id: Mapped[int | None] = mapped_column(
-        ForeignKey("crontab_schedules.id", ondelete="CASCADE"), index=True)
+        ForeignKey("crontab_schedules.id", ondelete="CASCADE"), index=True
+    )
     clocked_id: Mapped[int | None] = mapped_column(
-        ForeignKey("clocked_schedules.id", ondelete="CASCADE"), index=True)
+        ForeignKey("clocked_schedules.id", ondelete="CASCADE"), index=True
+    )
     solar_id: Mapped[int | None] = mapped_column(
-        ForeignKey("solar_schedules.id", ondelete="CASCADE"), index=True)
+        ForeignKey("solar_schedules.id", ondelete="CASCADE"), index=True
+    )
     args: Mapped[str] = mapped_column(Text, default="[]")  # JSON list
     kwargs: Mapped[str] = mapped_column(Text, default="{}")  # JSON object
     queue: Mapped[str | None] = mapped_column(String(200))
@@ -130,7 +155,9 @@ class PeriodicTask(db.Model):
     enabled: Mapped[bool] = mapped_column(Boolean, default=True, index=True)
     last_run_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     total_run_count: Mapped[int] = mapped_column(Integer, default=0)
-    date_changed: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+    date_changed: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow
+    )
     description: Mapped[str] = mapped_column(Text, default="")
 
     interval: Mapped[IntervalSchedule | None] = relationship(lazy="joined")

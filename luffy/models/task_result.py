@@ -26,7 +26,9 @@ class TaskResult(db.Model):
     retries: Mapped[int] = mapped_column(default=0)
     result: Mapped[str | None] = mapped_column(Text)  # JSON
     traceback: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, index=True
+    )
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     date_done: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
 

@@ -2,7 +2,7 @@
 
 import re
 import secrets
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from flask import current_app
@@ -71,8 +71,11 @@ def _when(data):
     if countdown is not None and eta is not None:
         raise ApiError(400, "countdown 与 eta 只能给一个")
     if countdown is not None:
-        if isinstance(countdown, bool) or not isinstance(countdown, int) \
-                or not 0 <= countdown <= MAX_DELAY.total_seconds():
+        if (
+            isinstance(countdown, bool)
+            or not isinstance(countdown, int)
+            or not 0 <= countdown <= MAX_DELAY.total_seconds()
+        ):
             raise ApiError(400, "countdown 必须是 0 到 604800 之间的整数秒")
         return {"countdown": countdown}
     if eta is None:
@@ -85,7 +88,7 @@ def _when(data):
         raise ApiError(400, "eta 必须是 ISO 8601 时间，例如 2026-12-01T09:00:00")
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=ZoneInfo(current_app.config["TIMEZONE"]))
-    if moment - datetime.now(timezone.utc) > MAX_DELAY:
+    if moment - datetime.now(UTC) > MAX_DELAY:
         raise ApiError(400, "eta 最多只能在 7 天之后")
     return {"eta": moment}
 
@@ -105,10 +108,14 @@ def queue_sms_code(mobile, client_address):
     redis = get_redis()
     try:
         # One code per mobile per interval: SET NX is the whole check, no race.
-        if not redis.set(MOBILE_LIMIT_KEY.format(mobile), "1", nx=True,
-                         ex=config["SMS_MOBILE_INTERVAL"]):
-            raise ApiError(429, "验证码发送过于频繁，请稍后再试",
-                           retry_after=max(1, redis.ttl(MOBILE_LIMIT_KEY.format(mobile))))
+        if not redis.set(
+            MOBILE_LIMIT_KEY.format(mobile), "1", nx=True, ex=config["SMS_MOBILE_INTERVAL"]
+        ):
+            raise ApiError(
+                429,
+                "验证码发送过于频繁，请稍后再试",
+                retry_after=max(1, redis.ttl(MOBILE_LIMIT_KEY.format(mobile))),
+            )
         address_key = ADDRESS_LIMIT_KEY.format(client_address or "unknown")
         sent_from_address = redis.eval(COUNT_IN_WINDOW, 1, address_key, ADDRESS_WINDOW_SECONDS)
         if sent_from_address > config["SMS_ADDRESS_LIMIT"]:

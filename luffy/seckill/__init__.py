@@ -13,7 +13,10 @@ def _init(state):
 
     services.init_app(state.app)
     state.app.wsgi_app = BuyGate(
-        state.app, state.app.wsgi_app, state.app.extensions["luffy_seckill_sold_out"], BUY_PATH,
+        state.app,
+        state.app.wsgi_app,
+        state.app.extensions["luffy_seckill_sold_out"],
+        BUY_PATH,
         services.REFUSALS["sold_out"][1],
     )
 

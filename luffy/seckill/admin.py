@@ -21,19 +21,41 @@ def saved_value(model, name):
 
 
 class SaleView(SecureModelView):
-    column_list = ("id", "course", "price", "total_stock", "remaining_stock", "start_at", "end_at", "state", "live")
+    column_list = (
+        "id",
+        "course",
+        "price",
+        "total_stock",
+        "remaining_stock",
+        "start_at",
+        "end_at",
+        "state",
+        "live",
+    )
     column_default_sort = ("start_at", True)
     column_filters = ("state", "course_id")
     column_labels = {
-        "course": "课程", "price": "秒杀价", "total_stock": "总库存", "remaining_stock": "剩余（数据库）",
-        "start_at": "开始时间", "end_at": "结束时间", "state": "状态", "live": "实时（Redis）",
-        "created_at": "创建时间", "updated_at": "更新时间",
+        "course": "课程",
+        "price": "秒杀价",
+        "total_stock": "总库存",
+        "remaining_stock": "剩余（数据库）",
+        "start_at": "开始时间",
+        "end_at": "结束时间",
+        "state": "状态",
+        "live": "实时（Redis）",
+        "created_at": "创建时间",
+        "updated_at": "更新时间",
     }
     form_columns = ("course", "price", "total_stock", "start_at", "end_at", "state")
     form_overrides = {"state": SelectField}
     form_args = {
         "state": {"choices": [(Sale.OPEN, "开放"), (Sale.CLOSED, "关闭")]},
-        "total_stock": {"validators": [InputRequired(), NumberRange(min=1, max=1_000_000, message="库存须在 1 到 1000000 之间")]},
+        "total_stock": {
+            "validators": [
+                InputRequired(),
+                NumberRange(min=1, max=1_000_000, message="库存须在 1 到 1000000 之间"),
+            ]
+        },
         "price": {"validators": [InputRequired(), NumberRange(min=0, message="价格不能为负数")]},
     }
     column_formatters = {
@@ -65,7 +87,9 @@ class SaleView(SecureModelView):
         database and Redis move together (Redis stock moves by the change of total on save)."""
         if as_utc(saved_value(sale, "start_at")) <= utcnow():
             raise ValidationError("活动已经开始，不能修改库存（可以关闭活动或新建一场）")
-        orders = db.session.scalar(select(func.count()).select_from(Order).where(Order.sale_id == sale.id))
+        orders = db.session.scalar(
+            select(func.count()).select_from(Order).where(Order.sale_id == sale.id)
+        )
         try:
             buyers = services.buyers_in_redis(sale.id)
         except RedisError:
@@ -78,10 +102,15 @@ class SaleView(SecureModelView):
         if sale.state != Sale.OPEN or course_id is None:
             return
         clash = db.session.scalar(
-            select(Sale.id).where(
-                Sale.course_id == course_id, Sale.state == Sale.OPEN, Sale.id != (sale.id or 0),
-                Sale.start_at < sale.end_at, Sale.end_at > sale.start_at,
-            ).limit(1)
+            select(Sale.id)
+            .where(
+                Sale.course_id == course_id,
+                Sale.state == Sale.OPEN,
+                Sale.id != (sale.id or 0),
+                Sale.start_at < sale.end_at,
+                Sale.end_at > sale.start_at,
+            )
+            .limit(1)
         )
         if clash:
             raise ValidationError(f"与同一课程的秒杀 #{clash} 时间重叠")
@@ -90,7 +119,9 @@ class SaleView(SecureModelView):
         services.warm_sale(model)
 
     def on_model_delete(self, model):
-        if db.session.scalar(select(func.count()).select_from(Order).where(Order.sale_id == model.id)):
+        if db.session.scalar(
+            select(func.count()).select_from(Order).where(Order.sale_id == model.id)
+        ):
             raise ValidationError("已有订单的秒杀不能删除（可以关闭它）")
         self._deleted = (model.id, model.course_id)
 
@@ -108,12 +139,16 @@ class OrderView(SecureModelView):
     column_searchable_list = ("ticket",)
     column_filters = ("sale_id", "user_id", "state")
     column_labels = {
-        "ticket": "抢购凭证", "user": "用户", "course": "课程", "sale_id": "秒杀", "price": "价格",
-        "state": "状态", "created_at": "下单时间",
+        "ticket": "抢购凭证",
+        "user": "用户",
+        "course": "课程",
+        "sale_id": "秒杀",
+        "price": "价格",
+        "state": "状态",
+        "created_at": "下单时间",
     }
 
 
 def add_views(admin):
     admin.add_view(SaleView(Sale, db.session, name="秒杀活动", endpoint="sale", category="秒杀"))
     admin.add_view(OrderView(Order, db.session, name="秒杀订单", endpoint="order", category="秒杀"))
-

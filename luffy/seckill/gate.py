@@ -41,8 +41,15 @@ def json_answer(start_response, status, body):
     return [payload]
 
 
-STATUS_LINES = {200: "200 OK", 400: "400 BAD REQUEST", 401: "401 UNAUTHORIZED", 404: "404 NOT FOUND",
-                409: "409 CONFLICT", 429: "429 TOO MANY REQUESTS", 503: "503 SERVICE UNAVAILABLE"}
+STATUS_LINES = {
+    200: "200 OK",
+    400: "400 BAD REQUEST",
+    401: "401 UNAUTHORIZED",
+    404: "404 NOT FOUND",
+    409: "409 CONFLICT",
+    429: "429 TOO MANY REQUESTS",
+    503: "503 SERVICE UNAVAILABLE",
+}
 
 
 class BuyGate:
@@ -51,7 +58,9 @@ class BuyGate:
         self.wsgi_app = wsgi_app
         self.memory = memory
         self.path = path
-        self.sold_out = json.dumps({"code": CODE_FOR_STATUS[409], "msg": sold_out_msg}, ensure_ascii=False).encode()
+        self.sold_out = json.dumps(
+            {"code": CODE_FOR_STATUS[409], "msg": sold_out_msg}, ensure_ascii=False
+        ).encode()
         self.sold_out_headers = [*JSON, ("Content-Length", str(len(self.sold_out)))]
         self._checks = None
 
@@ -75,9 +84,15 @@ class BuyGate:
             try:
                 ticket = services.admit(user_id, course_id, address)
             except ApiError as error:
-                body = {"code": CODE_FOR_STATUS.get(error.status, 150), "msg": error.msg, **error.fields}
+                body = {
+                    "code": CODE_FOR_STATUS.get(error.status, 150),
+                    "msg": error.msg,
+                    **error.fields,
+                }
                 return json_answer(start_response, STATUS_LINES[error.status], body)
-        return json_answer(start_response, "200 OK", {"code": SUCCESS, "msg": "您正在排队", "task_id": ticket})
+        return json_answer(
+            start_response, "200 OK", {"code": SUCCESS, "msg": "您正在排队", "task_id": ticket}
+        )
 
     @staticmethod
     def _course_id(environ):
@@ -107,17 +122,25 @@ class BuyGate:
         if checks is not None and checks["keys"] == keys:
             return checks
         login_manager = getattr(app, "login_manager", None)
-        usable = (type(app.session_interface) in (SecureCookieSessionInterface, SignedCookieSessions)
-                  and bool(app.secret_key) and csrf_key is not None
-                  and config.get("WTF_CSRF_ENABLED", True) and config.get("WTF_CSRF_CHECK_DEFAULT", True)
-                  and getattr(login_manager, "session_protection", None) != "strong")
+        usable = (
+            type(app.session_interface) in (SecureCookieSessionInterface, SignedCookieSessions)
+            and bool(app.secret_key)
+            and csrf_key is not None
+            and config.get("WTF_CSRF_ENABLED", True)
+            and config.get("WTF_CSRF_CHECK_DEFAULT", True)
+            and getattr(login_manager, "session_protection", None) != "strong"
+        )
         checks = {
             "keys": keys,
             "usable": usable,
             "cookie": config["SESSION_COOKIE_NAME"],
-            "session": TimedPayloads(app.session_interface.get_signing_serializer(app)) if usable else None,
+            "session": TimedPayloads(app.session_interface.get_signing_serializer(app))
+            if usable
+            else None,
             "max_age": int(app.permanent_session_lifetime.total_seconds()),
-            "token": TimedPayloads(URLSafeTimedSerializer(csrf_key, salt="wtf-csrf-token")) if usable else None,
+            "token": TimedPayloads(URLSafeTimedSerializer(csrf_key, salt="wtf-csrf-token"))
+            if usable
+            else None,
             "time_limit": config.get("WTF_CSRF_TIME_LIMIT", 3600),
             "field": config.get("WTF_CSRF_FIELD_NAME", "csrf_token"),
             "ssl_strict": config.get("WTF_CSRF_SSL_STRICT", True),
@@ -139,8 +162,13 @@ class BuyGate:
         if not isinstance(session, dict) or raw is None:
             return None
         user_id, expected = session.get("_user_id"), session.get(checks["field"])
-        if not (isinstance(user_id, str) and user_id.isdigit() and isinstance(expected, str)
-                and isinstance(raw, str) and hmac.compare_digest(expected, raw)):
+        if not (
+            isinstance(user_id, str)
+            and user_id.isdigit()
+            and isinstance(expected, str)
+            and isinstance(raw, str)
+            and hmac.compare_digest(expected, raw)
+        ):
             return None
         if environ.get("wsgi.url_scheme") == "https" and checks["ssl_strict"]:
             referrer, host = environ.get("HTTP_REFERER"), environ.get("HTTP_HOST", "")

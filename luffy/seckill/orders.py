@@ -29,8 +29,17 @@ from luffy.models import Order, Sale, User
 from luffy.models.base import utcnow
 from luffy.redis_store import get_redis
 from luffy.seckill.services import (
-    BOUGHT, FAILED, FANOUT_KEY, KICK_KEY, LOCK_KEYS, MAX_DRAIN_SLOTS, PENDING_KEY, PROCESSING_KEYS,
-    lock_key, processing_key, ticket_key,
+    BOUGHT,
+    FAILED,
+    FANOUT_KEY,
+    KICK_KEY,
+    LOCK_KEYS,
+    MAX_DRAIN_SLOTS,
+    PENDING_KEY,
+    PROCESSING_KEYS,
+    lock_key,
+    processing_key,
+    ticket_key,
 )
 
 log = logging.getLogger(__name__)
@@ -162,9 +171,15 @@ def entries_from(flat):
     """Entries from TAKE_BATCH's flat reply [ticket, sale, user, state, ...]."""
     entries = []
     for i in range(0, len(flat), 4):
-        ticket, sale_id, user_id, state = (value.decode() for value in flat[i:i + 4])
-        entries.append(Entry(ticket, int(sale_id) if sale_id else None, int(user_id) if user_id else None,
-                             state or None))
+        ticket, sale_id, user_id, state = (value.decode() for value in flat[i : i + 4])
+        entries.append(
+            Entry(
+                ticket,
+                int(sale_id) if sale_id else None,
+                int(user_id) if user_id else None,
+                state or None,
+            )
+        )
     return entries
 
 
@@ -174,9 +189,13 @@ def ticket_entries(tickets):
     for ticket in tickets:
         pipe.hmget(ticket_key(ticket), "sale", "user", "state")
     return [
-        Entry(ticket, int(sale_id) if sale_id else None, int(user_id) if user_id else None,
-              state.decode() if state else None)
-        for ticket, (sale_id, user_id, state) in zip(tickets, pipe.execute())
+        Entry(
+            ticket,
+            int(sale_id) if sale_id else None,
+            int(user_id) if user_id else None,
+            state.decode() if state else None,
+        )
+        for ticket, (sale_id, user_id, state) in zip(tickets, pipe.execute(), strict=False)
     ]
 
 
@@ -273,8 +292,15 @@ class Drainer:
             if not batch:
                 batch = self.linger(batch_size)
             if not batch:
-                finished = self.redis.eval(FINISH_DRAIN, 3 + 2 * MAX_DRAIN_SLOTS, PENDING_KEY, KICK_KEY,
-                                           self.lock, *interleave(LOCK_KEYS, PROCESSING_KEYS), self.token)
+                finished = self.redis.eval(
+                    FINISH_DRAIN,
+                    3 + 2 * MAX_DRAIN_SLOTS,
+                    PENDING_KEY,
+                    KICK_KEY,
+                    self.lock,
+                    *interleave(LOCK_KEYS, PROCESSING_KEYS),
+                    self.token,
+                )
                 if finished == 1:
                     return outcomes
                 if finished < 0:
@@ -293,7 +319,9 @@ class Drainer:
         from tasks.seckill import create_order
 
         usable = [lock_key(slot) for slot in range(drain_slots())]
-        if not self.redis.eval(FAN_OUT, 2 + len(usable), PENDING_KEY, FANOUT_KEY, *usable, batch_size):
+        if not self.redis.eval(
+            FAN_OUT, 2 + len(usable), PENDING_KEY, FANOUT_KEY, *usable, batch_size
+        ):
             return
         try:
             create_order.delay()
@@ -337,10 +365,15 @@ class Drainer:
         for ticket in batch:
             pipe.hincrby(ticket_key(ticket), "tries", 1)
         tries = pipe.execute()
-        poisoned = [t for t, n in zip(batch, tries) if n > MAX_ATTEMPTS]
+        poisoned = [t for t, n in zip(batch, tries, strict=False) if n > MAX_ATTEMPTS]
         if poisoned:
-            log.error("Giving up on %d flash-sale tickets after %d attempts.", len(poisoned), MAX_ATTEMPTS)
-            finish([Outcome(t, FAILED, "下单失败，名额已退回，请重试") for t in poisoned], self.processing)
+            log.error(
+                "Giving up on %d flash-sale tickets after %d attempts.", len(poisoned), MAX_ATTEMPTS
+            )
+            finish(
+                [Outcome(t, FAILED, "下单失败，名额已退回，请重试") for t in poisoned],
+                self.processing,
+            )
         return ticket_entries([t for t in batch if t not in set(poisoned)])
 
 
@@ -372,18 +405,22 @@ def give_up(reason):
     try:
         batch = [t.decode() for t in drainer.redis.lrange(drainer.processing, 0, -1)]
         log.error("Flash-sale order task gave up on %d tickets: %s", len(batch), reason)
-        finish([Outcome(t, FAILED, "下单失败，名额已退回，请重试") for t in batch], drainer.processing)
+        finish(
+            [Outcome(t, FAILED, "下单失败，名额已退回，请重试") for t in batch], drainer.processing
+        )
     finally:
         drainer.release()
 
 
 def requeue(ticket):
     """Put a waiting ticket that fell off every list back on ``pending``; True if it did."""
-    return bool(get_redis().eval(REQUEUE, 1 + MAX_DRAIN_SLOTS, PENDING_KEY, *PROCESSING_KEYS, ticket))
+    return bool(
+        get_redis().eval(REQUEUE, 1 + MAX_DRAIN_SLOTS, PENDING_KEY, *PROCESSING_KEYS, ticket)
+    )
 
 
 def interleave(locks, lists):
-    return [key for pair in zip(locks, lists) for key in pair]
+    return [key for pair in zip(locks, lists, strict=False) for key in pair]
 
 
 def place_orders(entries, processing):
@@ -415,7 +452,11 @@ def finish(outcomes, processing):
         return
     args = [current_app.config["SECKILL_RESULT_TTL"]]
     for outcome in outcomes:
-        args += [outcome.ticket, outcome.code, outcome.msg or ("抢购成功" if outcome.code == BOUGHT else "抢购失败")]
+        args += [
+            outcome.ticket,
+            outcome.code,
+            outcome.msg or ("抢购成功" if outcome.code == BOUGHT else "抢购失败"),
+        ]
     get_redis().eval(FINISH, 1, processing, *args)
 
 
@@ -438,9 +479,11 @@ def place_sale_orders(sale_id, entries):
 # Built once, with expanding parameters: each batch binds its ids instead of building the
 # statement again and coercing a hundred literals.
 EXISTING_ORDERS = select(Order.user_id, Order.ticket).where(
-    Order.sale_id == bindparam("sale_id"), Order.user_id.in_(bindparam("user_ids", expanding=True)))
+    Order.sale_id == bindparam("sale_id"), Order.user_id.in_(bindparam("user_ids", expanding=True))
+)
 BUYERS = select(User.id, User.mobile, User.email).where(
-    User.id.in_(bindparam("user_ids", expanding=True)), User.is_active.is_(True))
+    User.id.in_(bindparam("user_ids", expanding=True)), User.is_active.is_(True)
+)
 INSERT_ORDERS = insert(Order.__table__)  # Core executemany: the rows are complete dicts
 
 
@@ -454,7 +497,10 @@ def write_orders(sale_id, entries):
     sale = session.scalar(select(Sale).where(Sale.id == sale_id))
     user_ids = {"user_ids": [user_id for _, user_id in entries]}
     existing = dict(session.execute(EXISTING_ORDERS, {"sale_id": sale_id, **user_ids}).all())
-    contacts = {user_id: bool(mobile or email) for user_id, mobile, email in session.execute(BUYERS, user_ids)}
+    contacts = {
+        user_id: bool(mobile or email)
+        for user_id, mobile, email in session.execute(BUYERS, user_ids)
+    }
     new = []
     for ticket, user_id in entries:
         if user_id in existing:
@@ -470,8 +516,15 @@ def write_orders(sale_id, entries):
             new.append((ticket, user_id))
     now = utcnow()
     rows = [
-        {"ticket": ticket, "user_id": user_id, "course_id": sale.course_id, "sale_id": sale_id,
-         "price": sale.price, "state": Order.CREATED, "created_at": now}
+        {
+            "ticket": ticket,
+            "user_id": user_id,
+            "course_id": sale.course_id,
+            "sale_id": sale_id,
+            "price": sale.price,
+            "state": Order.CREATED,
+            "created_at": now,
+        }
         for ticket, user_id in new
     ]
     taken = 0
@@ -490,9 +543,16 @@ def write_orders(sale_id, entries):
     session.commit()
     # Order ids are only needed for the notices: read them for buyers who can be told.
     notified = [r["ticket"] for r in rows if contacts[r["user_id"]]]
-    ids = dict(session.execute(select(Order.ticket, Order.id).where(Order.ticket.in_(notified))).all()) if notified else {}
+    ids = (
+        dict(
+            session.execute(select(Order.ticket, Order.id).where(Order.ticket.in_(notified))).all()
+        )
+        if notified
+        else {}
+    )
     outcomes += [
-        Outcome(r["ticket"], BOUGHT, "抢购成功", True, ids.get(r["ticket"]), contacts[r["user_id"]]) for r in rows
+        Outcome(r["ticket"], BOUGHT, "抢购成功", True, ids.get(r["ticket"]), contacts[r["user_id"]])
+        for r in rows
     ]
     outcomes += [Outcome(ticket, "x", "已售罄") for ticket, _ in new[taken:]]
     return outcomes
@@ -556,14 +616,18 @@ def send_order_notice(order_id):
     redis = get_redis()
     text = ORDER_SMS.format(course=order.course.name, price=order.price, order_id=order.id)
     sent = []
-    if order.user.mobile and redis.set(NOTIFIED_KEY.format(order_id, "sms"), "1", nx=True, ex=NOTIFIED_TTL):
+    if order.user.mobile and redis.set(
+        NOTIFIED_KEY.format(order_id, "sms"), "1", nx=True, ex=NOTIFIED_TTL
+    ):
         try:
             get_sms_backend().send(order.user.mobile, text)
         except Exception:
             redis.delete(NOTIFIED_KEY.format(order_id, "sms"))  # the retry sends it
             raise
         sent.append("sms")
-    if order.user.email and redis.set(NOTIFIED_KEY.format(order_id, "mail"), "1", nx=True, ex=NOTIFIED_TTL):
+    if order.user.email and redis.set(
+        NOTIFIED_KEY.format(order_id, "mail"), "1", nx=True, ex=NOTIFIED_TTL
+    ):
         send_email.delay(order.user.email, "秒杀成功", "notice", {"message": text})
         sent.append("mail")
     return {"order": order_id, "sent": sent}

@@ -22,7 +22,13 @@ from luffy.redis_store import get_redis
 from luffy.seckill import services
 from luffy.seckill.orders import Drainer, requeue, waiting_tickets
 from luffy.seckill.services import (
-    KICK_KEY, PENDING_KEY, PROCESSING_KEYS, READY_KEY, SALES_KEY, buyers_key, sale_key,
+    KICK_KEY,
+    PENDING_KEY,
+    PROCESSING_KEYS,
+    READY_KEY,
+    SALES_KEY,
+    buyers_key,
+    sale_key,
 )
 
 log = logging.getLogger(__name__)
@@ -95,11 +101,15 @@ def reconcile_sales():
         if not redis.exists(READY_KEY):
             report["rebuilt"] = True
             report["rebuilt_sales"] = services.rebuild_all()
-            log.warning("Flash-sale state rebuilt in Redis from the database (%s sales).",
-                        report["rebuilt_sales"])
+            log.warning(
+                "Flash-sale state rebuilt in Redis from the database (%s sales).",
+                report["rebuilt_sales"],
+            )
         live = services.live_sales()
         for sale in live:
-            report["sales"].append(check_sale(redis, sale, current_app.config["SECKILL_RESULT_TTL"]))
+            report["sales"].append(
+                check_sale(redis, sale, current_app.config["SECKILL_RESULT_TTL"])
+            )
         drop_old_sales(redis, {sale.id for sale in live})
         pipe = redis.pipeline(transaction=True)
         for course_id in {sale.course_id for sale in live}:
@@ -125,17 +135,20 @@ def reconcile_sales():
 
 def check_sale(redis, sale, result_ttl):
     result = {"sale_id": sale.id, "repaired": [], "problems": []}
-    orders = dict(db.session.execute(
-        select(Order.user_id, Order.ticket).where(Order.sale_id == sale.id)
-    ).all())
+    orders = dict(
+        db.session.execute(
+            select(Order.user_id, Order.ticket).where(Order.sale_id == sale.id)
+        ).all()
+    )
     if len(orders) != sale.total_stock - sale.remaining_stock:
         result["problems"].append(
             f"database has {len(orders)} orders but total - remaining = "
             f"{sale.total_stock - sale.remaining_stock}"
         )
     skey, bkey = sale_key(sale.id), buyers_key(sale.id)
-    stock, total, flat, queued = redis.eval(SNAPSHOT, 3 + len(PROCESSING_KEYS), skey, bkey, PENDING_KEY,
-                                            *PROCESSING_KEYS, sale.id)
+    stock, total, flat, queued = redis.eval(
+        SNAPSHOT, 3 + len(PROCESSING_KEYS), skey, bkey, PENDING_KEY, *PROCESSING_KEYS, sale.id
+    )
     if stock is None:
         pipe = redis.pipeline(transaction=True)
         services.write_sale(pipe, sale, orders)
@@ -156,7 +169,9 @@ def check_sale(redis, sale, result_ttl):
             result["repaired"].append(f"user {user_id}: order missing from Redis, added")
     before, expected = redis.eval(FIX_STOCK, 2, skey, bkey, sale.total_stock)
     if expected < 0:
-        result["problems"].append(f"Redis holds {sale.total_stock - expected} buyers for {sale.total_stock} units")
+        result["problems"].append(
+            f"Redis holds {sale.total_stock - expected} buyers for {sale.total_stock} units"
+        )
     elif before != expected:
         result["repaired"].append(f"Redis stock {before} set to {expected} (total - buyers)")
     if sale.remaining_stock < 0:
@@ -181,4 +196,3 @@ def drop_old_sales(redis, live_ids):
                 pipe.execute()
     except RedisError as error:
         log.warning("Could not drop old flash-sale state: %s", error)
-

@@ -225,7 +225,7 @@ class Tickets:
                 self._random, self._next = os.urandom(16 * self.BATCH), 0
             start = self._next
             self._next = start + 16
-            return self._random[start:start + 16].hex()
+            return self._random[start : start + 16].hex()
 
 
 _all_tickets = weakref.WeakSet()
@@ -280,10 +280,22 @@ def admit(user_id, course_id, address):
     ticket = tickets().next()
     try:
         answer = scripts().admit(
-            keys=[READY_KEY, course_key(course_id), rate_key("buy", user_id, second),
-                  rate_key("addr", address, second), PENDING_KEY, KICK_KEY],
-            args=[user_id, repr(now), ticket, config["SECKILL_USER_RATE"],
-                  config["SECKILL_ADDRESS_RATE"], KICK_SECONDS],
+            keys=[
+                READY_KEY,
+                course_key(course_id),
+                rate_key("buy", user_id, second),
+                rate_key("addr", address, second),
+                PENDING_KEY,
+                KICK_KEY,
+            ],
+            args=[
+                user_id,
+                repr(now),
+                ticket,
+                config["SECKILL_USER_RATE"],
+                config["SECKILL_ADDRESS_RATE"],
+                KICK_SECONDS,
+            ],
         )
     except RedisError as error:
         log.warning("Flash sale admission failed, Redis unavailable: %s", error)
@@ -340,7 +352,9 @@ def read_result(ticket, user_id):
         )
     except RedisError as error:
         log.warning("Flash sale result read from the database, Redis unavailable: %s", error)
-        if db.session.scalar(select(Order.id).where(Order.ticket == ticket, Order.user_id == user_id)):
+        if db.session.scalar(
+            select(Order.id).where(Order.ticket == ticket, Order.user_id == user_id)
+        ):
             return BOUGHT, "抢购成功"
         # No order yet, and no way to tell a waiting ticket from an unknown one: the page keeps
         # polling on a 503 instead of showing a final "no such purchase".
@@ -375,7 +389,9 @@ def sale_for_course(course_id, now=None):
     """The course's sale to show: running, else the next one, else the last one; or None."""
     now = now or utcnow()
     sales = db.session.scalars(
-        select(Sale).where(Sale.course_id == course_id, Sale.state == Sale.OPEN).order_by(Sale.start_at)
+        select(Sale)
+        .where(Sale.course_id == course_id, Sale.state == Sale.OPEN)
+        .order_by(Sale.start_at)
     ).all()
     running = [s for s in sales if s.phase(now) == "running"]
     upcoming = [s for s in sales if s.phase(now) == "upcoming"]
@@ -403,7 +419,9 @@ def ticket_of(sale, user_id):
             return ticket.decode()
     except RedisError:
         pass
-    return db.session.scalar(select(Order.ticket).where(Order.sale_id == sale.id, Order.user_id == user_id))
+    return db.session.scalar(
+        select(Order.ticket).where(Order.sale_id == sale.id, Order.user_id == user_id)
+    )
 
 
 # -- loading the state into Redis -------------------------------------------------------------
@@ -411,22 +429,37 @@ def live_sales(now=None):
     """Open sales that have not ended, or ended recently: the ones Redis must know."""
     now = now or utcnow()
     return db.session.scalars(
-        select(Sale).where(Sale.state == Sale.OPEN, Sale.end_at > now - RECENTLY_ENDED).order_by(Sale.id)
+        select(Sale)
+        .where(Sale.state == Sale.OPEN, Sale.end_at > now - RECENTLY_ENDED)
+        .order_by(Sale.id)
     ).all()
 
 
 def write_sale(pipe, sale, orders=None):
     """Queue on ``pipe`` the full Redis state of ``sale`` as the database has it."""
-    orders = orders if orders is not None else dict(db.session.execute(
-        select(Order.user_id, Order.ticket).where(Order.sale_id == sale.id)
-    ).all())
+    orders = (
+        orders
+        if orders is not None
+        else dict(
+            db.session.execute(
+                select(Order.user_id, Order.ticket).where(Order.sale_id == sale.id)
+            ).all()
+        )
+    )
     key = sale_key(sale.id)
     pipe.delete(key, buyers_key(sale.id))
-    pipe.hset(key, mapping={
-        "stock": sale.total_stock - len(orders), "total": sale.total_stock,
-        "start": repr(epoch(sale.start_at)), "end": repr(epoch(sale.end_at)),
-        "state": sale.state, "course": sale.course_id, "queued": 0,
-    })
+    pipe.hset(
+        key,
+        mapping={
+            "stock": sale.total_stock - len(orders),
+            "total": sale.total_stock,
+            "start": repr(epoch(sale.start_at)),
+            "end": repr(epoch(sale.end_at)),
+            "state": sale.state,
+            "course": sale.course_id,
+            "queued": 0,
+        },
+    )
     if orders:
         pipe.hset(buyers_key(sale.id), mapping={str(u): t for u, t in orders.items()})
     pipe.sadd(SALES_KEY, sale.id)
@@ -475,8 +508,14 @@ def warm_sale(sale):
             rebuild_all()
             return True
         updated = redis.eval(
-            UPDATE_SALE, 1, sale_key(sale.id), sale.total_stock, repr(epoch(sale.start_at)),
-            repr(epoch(sale.end_at)), sale.state, sale.course_id,
+            UPDATE_SALE,
+            1,
+            sale_key(sale.id),
+            sale.total_stock,
+            repr(epoch(sale.start_at)),
+            repr(epoch(sale.end_at)),
+            sale.state,
+            sale.course_id,
         )
         pipe = redis.pipeline(transaction=True)
         if not updated:
@@ -515,10 +554,18 @@ def sale_status(sale_id):
     if sale is None:
         return None
     status = {
-        "sale_id": sale.id, "course_id": sale.course_id, "phase": sale.phase(),
-        "total": sale.total_stock, "remaining_db": sale.remaining_stock,
-        "orders": db.session.scalar(select(func.count()).select_from(Order).where(Order.sale_id == sale.id)),
-        "stock_redis": None, "admitted": None, "queued": None, "redis_ok": True,
+        "sale_id": sale.id,
+        "course_id": sale.course_id,
+        "phase": sale.phase(),
+        "total": sale.total_stock,
+        "remaining_db": sale.remaining_stock,
+        "orders": db.session.scalar(
+            select(func.count()).select_from(Order).where(Order.sale_id == sale.id)
+        ),
+        "stock_redis": None,
+        "admitted": None,
+        "queued": None,
+        "redis_ok": True,
     }
     try:
         pipe = get_redis().pipeline(transaction=False)
@@ -539,7 +586,9 @@ def running_sales():
     """``sale_status`` of every sale running now."""
     now = utcnow()
     sales = db.session.scalars(
-        select(Sale).where(Sale.state == Sale.OPEN, Sale.start_at <= now, Sale.end_at > now).order_by(Sale.id)
+        select(Sale)
+        .where(Sale.state == Sale.OPEN, Sale.start_at <= now, Sale.end_at > now)
+        .order_by(Sale.id)
     ).all()
     return [sale_status(sale.id) for sale in sales]
 
@@ -556,10 +605,16 @@ def seed_demo_sale():
     course = db.session.scalar(select(Course).order_by(Course.id).limit(1))
     if course is not None and not db.session.scalar(select(func.count()).select_from(Sale)):
         start = utcnow().replace(microsecond=0) + timedelta(minutes=1)
-        db.session.add(Sale(
-            course_id=course.id, price=DEMO_SALE_PRICE, total_stock=DEMO_SALE_STOCK,
-            remaining_stock=DEMO_SALE_STOCK, start_at=start, end_at=start + timedelta(days=30),
-        ))
+        db.session.add(
+            Sale(
+                course_id=course.id,
+                price=DEMO_SALE_PRICE,
+                total_stock=DEMO_SALE_STOCK,
+                remaining_stock=DEMO_SALE_STOCK,
+                start_at=start,
+                end_at=start + timedelta(days=30),
+            )
+        )
         db.session.commit()
         added = 1
     load_sales()

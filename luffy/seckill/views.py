@@ -34,7 +34,11 @@ def buyer_id():
 
 def local_text(moment):
     """``moment`` in the site's time zone (TIMEZONE), as shown to buyers."""
-    return as_utc(moment).astimezone(ZoneInfo(current_app.config["TIMEZONE"])).strftime("%Y-%m-%d %H:%M")
+    return (
+        as_utc(moment)
+        .astimezone(ZoneInfo(current_app.config["TIMEZONE"]))
+        .strftime("%Y-%m-%d %H:%M")
+    )
 
 
 def course_id_from(body):
