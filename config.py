@@ -59,7 +59,10 @@ class Config:
             env("DATABASE_URL", f"sqlite:///{instance / 'luffy.db'}")
         )
         self.SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+        # One server (redis://), a Sentinel-watched master (redis+sentinel://) or a Cluster
+        # (redis+cluster://, or REDIS_CLUSTER=1 with any node's redis:// URL): luffy/redis_urls.py.
         self.REDIS_URL = env("REDIS_URL", "redis://127.0.0.1:6379/0")
+        self.REDIS_CLUSTER = env_bool("REDIS_CLUSTER", False)
         # Every Redis call gives up after this long, so an outage degrades, never hangs.
         self.REDIS_SOCKET_TIMEOUT = env_float("REDIS_SOCKET_TIMEOUT", 0.25)
         self.TIMEZONE = env("TIMEZONE", "Asia/Shanghai")
@@ -82,8 +85,8 @@ class Config:
         self.UPLOAD_DIR = env("UPLOAD_DIR", str(instance / "uploads"))
         self.MAX_CONTENT_LENGTH = 4 * 1024 * 1024
 
-        self.CACHE_TYPE = "RedisCache"
-        self.CACHE_REDIS_URL = self.REDIS_URL
+        # CACHE_TYPE and its address follow REDIS_URL (Redis, Sentinel or Cluster cache), set
+        # by luffy.redis_store.init_app when the app is built.
         # Never empty: an empty prefix makes cache.clear() FLUSHDB (PITFALLS 24).
         self.CACHE_KEY_PREFIX = "luffy:cache:"
         self.CACHE_DEFAULT_TIMEOUT = 300

@@ -46,11 +46,11 @@ def register_extensions(app):
     migrate.init_app(
         app, db, render_as_batch=True, directory=str(Path(app.root_path).parent / "migrations")
     )
+    redis_store.init_app(app)  # before the cache: it names the cache's Redis
     cache.init_app(app)
     mail.init_app(app)
     csrf.init_app(app)
     init_login(app)
-    redis_store.init_app(app)
     metrics.init_app(app)
     banners.init_app(app)
     beat.init_app(app)  # every schedule write marks it changed for beat

@@ -5,6 +5,8 @@ from datetime import UTC, datetime
 
 from celery import Celery, Task
 
+from luffy.redis_urls import broker_settings
+
 log = logging.getLogger(__name__)
 
 
@@ -95,13 +97,31 @@ def failure_report(task, exc, task_id, args, kwargs, einfo):
     )
 
 
+def with_sentinel_broker(settings):
+    """``settings`` with a ``redis+sentinel://`` broker URL written the way kombu reads it."""
+    broker_url, transport_options = broker_settings(settings["broker_url"])
+    if not transport_options:
+        return settings
+    options = {**settings.get("broker_transport_options", {}), **transport_options}
+    # Celery prefers the CELERY_BROKER_URL environment variable to ``broker_url`` (its
+    # Settings.broker_url reads the environment first), and that variable holds Luffy's form;
+    # the read and write URLs are taken before either, so they carry kombu's form.
+    return {
+        **settings,
+        "broker_url": broker_url,
+        "broker_read_url": broker_url,
+        "broker_write_url": broker_url,
+        "broker_transport_options": options,
+    }
+
+
 def celery_init_app(app):
     """Create the Celery app for ``app``, make it the default for ``shared_task``, and return it."""
     from luffy import celery_results  # noqa: F401  (connects the delayed-task signal)
     from luffy.tasks_api import services as task_records  # noqa: F401  (records issued ids)
 
     celery_app = Celery(app.import_name, task_cls=FlaskTask)
-    celery_app.config_from_object(app.config["CELERY"])
+    celery_app.config_from_object(with_sentinel_broker(app.config["CELERY"]))
     celery_app.flask_app = app
     celery_app.set_default()
     app.extensions["celery"] = celery_app

@@ -18,10 +18,11 @@ import os
 import threading
 import weakref
 
-import redis
 from celery import signals
 from flask.globals import _cv_app
 from redis.exceptions import RedisError
+
+from luffy.redis_urls import parse_redis_url, redis_client
 
 COUNTERS_KEY = "luffy:metrics:counters"
 FLUSH_INTERVAL_SECONDS = 1.0
@@ -44,9 +45,11 @@ def parse_field(field):
 class Counters:
     """One per app and process: counts in memory, flushed to Redis by a daemon thread."""
 
-    def __init__(self, redis_url, socket_timeout, interval=FLUSH_INTERVAL_SECONDS):
-        self.redis = redis.Redis.from_url(
-            redis_url, socket_timeout=socket_timeout, socket_connect_timeout=socket_timeout
+    def __init__(self, redis_url, socket_timeout, interval=FLUSH_INTERVAL_SECONDS, cluster=False):
+        self.redis = redis_client(
+            parse_redis_url(redis_url, cluster=cluster),
+            socket_timeout=socket_timeout,
+            socket_connect_timeout=socket_timeout,
         )
         self.interval = interval
         self._lock = threading.Lock()
@@ -155,7 +158,11 @@ def count(name, labels=None, n=1):
 
 def init_app(app):
     global _default
-    counters = Counters(app.config["REDIS_URL"], app.config["REDIS_SOCKET_TIMEOUT"])
+    counters = Counters(
+        app.config["REDIS_URL"],
+        app.config["REDIS_SOCKET_TIMEOUT"],
+        cluster=app.config.get("REDIS_CLUSTER", False),
+    )
     app.extensions["luffy_metrics"] = counters
     if _default is None:
         _default = counters

@@ -12,10 +12,17 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from luffy.redis_urls import cache_settings, parse_redis_url, redis_client
+
 
 def init_app(app):
-    app.extensions["luffy_redis"] = redis.Redis.from_url(
-        app.config["REDIS_URL"],
+    """The app's Redis client, and Flask-Caching's settings for the same Redis (call first)."""
+    target = parse_redis_url(app.config["REDIS_URL"], cluster=app.config.get("REDIS_CLUSTER"))
+    for key, value in cache_settings(target).items():
+        app.config.setdefault(key, value)
+    app.extensions["luffy_redis_target"] = target
+    app.extensions["luffy_redis"] = redis_client(
+        target,
         socket_timeout=app.config["REDIS_SOCKET_TIMEOUT"],
         socket_connect_timeout=app.config["REDIS_SOCKET_TIMEOUT"],
         health_check_interval=30,
