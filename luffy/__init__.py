@@ -37,7 +37,7 @@ def configure_logging(app):
 def register_extensions(app):
     from luffy import beat, metrics, redis_store
     from luffy.auth.login import init_login
-    from luffy.extensions import cache, csrf, db, mail, migrate
+    from luffy.extensions import babel, cache, csrf, db, mail, migrate
     from luffy.home import banners
     from luffy.sessions import SignedCookieSessions
 
@@ -51,6 +51,7 @@ def register_extensions(app):
     mail.init_app(app)
     csrf.init_app(app)
     init_login(app)
+    babel.init_app(app)  # one language and one time zone (config.py, BABEL_*)
     metrics.init_app(app)
     banners.init_app(app)
     beat.init_app(app)  # every schedule write marks it changed for beat
@@ -58,11 +59,14 @@ def register_extensions(app):
 
 def register_blueprints(app):
     from luffy.auth import bp as auth_bp
+    from luffy.courses import bp as courses_bp
     from luffy.dashboard import bp as monitoring_bp
     from luffy.health import bp as health_bp
     from luffy.home import bp as home_bp
     from luffy.media import bp as media_bp
     from luffy.notify import bp as notify_bp
+    from luffy.orders import bp as orders_bp
+    from luffy.sales import bp as sales_bp
     from luffy.seckill import bp as seckill_bp
     from luffy.tasks_api import bp as tasks_api_bp
 
@@ -75,6 +79,9 @@ def register_blueprints(app):
         notify_bp,
         monitoring_bp,
         seckill_bp,
+        courses_bp,
+        sales_bp,
+        orders_bp,
     ):
         app.register_blueprint(blueprint)
 

@@ -1,5 +1,6 @@
 """Flask extensions, created bare here and bound to the app with ``init_app``."""
 
+from flask_babel import Babel
 from flask_caching import Cache
 from flask_login import LoginManager
 from flask_mail import Mail
@@ -23,3 +24,4 @@ cache = Cache()
 mail = Mail()
 login_manager = LoginManager()
 csrf = CSRFProtect()
+babel = Babel()

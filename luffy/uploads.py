@@ -1,5 +1,6 @@
 """Saving uploaded images under ``UPLOAD_DIR``, checked by content, never trusting the name."""
 
+import re
 import uuid
 from pathlib import Path
 
@@ -14,8 +15,24 @@ IMAGE_SIGNATURES = {
 }
 
 
+# A typed image address: a path on this site or an http(s) URL, naming an image file.
+IMAGE_PATH = re.compile(
+    r"^(/(?![/\\])|https?://[^\s/?#\\]+/)[^\s?#\\]*\.(png|jpe?g|gif|webp|svg)([?#][^\s]*)?$",
+    re.IGNORECASE,
+)
+
+
 class UploadError(ValueError):
     pass
+
+
+def check_image_path(path):
+    """Refuse a typed image address that cannot be an image ("x", "javascript:...")."""
+    if not IMAGE_PATH.match(path or ""):
+        raise UploadError(
+            "图片地址须是以 / 开头的站内路径或 http(s) 网址，"
+            "并以 .png、.jpg、.jpeg、.gif、.webp 或 .svg 结尾"
+        )
 
 
 def sniff_image_type(head):

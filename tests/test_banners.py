@@ -234,7 +234,7 @@ def test_admin_upload_refuses_a_non_image(app, admin_client):
     [
         ("title", "长" * 65, "64"),
         ("link", "javascript:alert(1)", "链接必须以"),
-        ("orders", "abc", "Not a valid integer"),
+        ("orders", "abc", "不是有效的整数"),  # WTForms speaks Chinese (Flask-Babel)
     ],
 )
 def test_admin_banner_form_refuses_bad_input(app, admin_client, field, value, message):

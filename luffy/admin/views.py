@@ -4,7 +4,7 @@ from wtforms import FileField, PasswordField
 from wtforms.validators import Length, Optional, Regexp, ValidationError
 
 from luffy.admin.security import SecureModelView
-from luffy.uploads import UploadError, save_image
+from luffy.uploads import UploadError, check_image_path, save_image
 
 SAFE_LINK = Regexp(r"^(/|https?://)", message="链接必须以 / 或 http(s):// 开头")
 
@@ -38,6 +38,12 @@ class ImageUploadMixin:
             except UploadError as error:
                 upload.errors.append(str(error))
                 return False
+            return True
+        try:
+            check_image_path(current)
+        except UploadError as error:
+            getattr(form, self.image_column).errors.append(str(error))
+            return False
         return True
 
     def on_model_change(self, form, model, is_created):

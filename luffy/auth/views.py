@@ -12,18 +12,26 @@ from luffy.extensions import db
 from luffy.models import User
 
 
-def safe_next_url(target):
-    """Only same-site relative paths: never an open redirect."""
+def safe_next_url(target, default=None):
+    """Only same-site relative paths: never an open redirect. Browsers read a backslash as a
+    slash, so "/\\evil.example" would leave the site like "//evil.example"."""
+    default = default or url_for("home.index")
     if (
         not target
         or urlsplit(target).netloc
         or urlsplit(target).scheme
         or not target.startswith("/")
+        or target.startswith("//")
+        or "\\" in target
+        or any(ord(char) < 32 for char in target)
     ):
-        return url_for("home.index")
-    if target.startswith("//"):
-        return url_for("home.index")
+        return default
     return target
+
+
+def landing_url(user):
+    """Where a login goes without a ``next``: the admin for admins, else the home page."""
+    return url_for("admin.index") if user.is_admin else url_for("home.index")
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -37,7 +45,7 @@ def login():
             form.password.errors.append("用户名或密码错误")
         else:
             login_user(user, remember=form.remember.data)
-            return redirect(safe_next_url(request.args.get("next")))
+            return redirect(safe_next_url(request.args.get("next"), landing_url(user)))
     status = 400 if form.errors else 200
     return render_template("auth/login.html", form=form), status
 

@@ -1,16 +1,34 @@
 """Routes of the home feature."""
 
-from flask import Response, render_template
+from flask import Response, current_app, render_template, send_from_directory
 
+from luffy.courses.queries import all_courses
 from luffy.home import bp
 from luffy.home.banners import banner_cache
+from luffy.sales.queries import open_sales
+
+HOME_COURSES = 8
+HOME_SALES = 4
 
 
 @bp.get("/")
 def index():
-    return render_template("home/index.html", banners=banner_cache().banners())
+    return render_template(
+        "home/index.html",
+        banners=banner_cache().banners(),
+        courses=all_courses(limit=HOME_COURSES),
+        sales=open_sales(limit=HOME_SALES),
+    )
 
 
 @bp.get("/api/v1/home/banners/")
 def banner_api():
     return Response(banner_cache().api_body(), mimetype="application/json")
+
+
+@bp.get("/favicon.ico")
+def favicon():
+    """Browsers ask for /favicon.ico on pages that name no icon (the admin's): the same SVG."""
+    return send_from_directory(
+        current_app.static_folder, "favicon.svg", mimetype="image/svg+xml", max_age=86400
+    )

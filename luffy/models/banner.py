@@ -12,7 +12,8 @@ class Banner(TimestampMixin, db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     title: Mapped[str] = mapped_column(String(64))
-    image: Mapped[str] = mapped_column(String(255))
+    # Empty until a file is uploaded or a path typed (the admin form wants one of the two).
+    image: Mapped[str] = mapped_column(String(255), default="")
     link: Mapped[str] = mapped_column(String(255), default="")
     orders: Mapped[int] = mapped_column(default=0, index=True)
     is_show: Mapped[bool] = mapped_column(default=True)

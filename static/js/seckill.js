@@ -1,11 +1,14 @@
 // Flash-sale page: countdown, the buy request, then a full-screen spinner while polling the
-// result every second until a final answer (or a timeout). Plain JavaScript, no CDN.
+// result every second until a final answer (or a timeout). The seats left follow the sale
+// through the status route every few seconds, so a sell-out or the end shows without a reload.
+// Plain JavaScript, no CDN.
 (function () {
   "use strict";
   var root = document.getElementById("seckill");
   if (!root) return;
 
   var POLL_MS = 1000;
+  var STATUS_MS = 2000;
   var TIMEOUT_MS = 60000;
   var startAt = parseInt(root.dataset.start, 10);
   var endAt = parseInt(root.dataset.end, 10);
@@ -16,9 +19,13 @@
   var message = document.getElementById("seckill-message");
   var overlay = document.getElementById("seckill-overlay");
   var overlayText = document.getElementById("seckill-overlay-text");
+  var stockText = document.getElementById("seckill-stock");
   var csrf = document.querySelector('meta[name="csrf-token"]').content;
   var busy = false;
   var finished = false;
+  // The sale's own state, as the server last said: seats gone, or closed by the admin.
+  var soldOut = parseInt(root.dataset.stock, 10) <= 0;
+  var closed = root.dataset.phase === "closed" || root.dataset.phase === "ended";
 
   function now() { return Date.now() + skew; }
 
@@ -33,21 +40,35 @@
 
   function tick() {
     var t = now();
-    if (t < startAt) {
+    var label = "立即秒杀";
+    if (closed || t >= endAt) {
+      countdown.textContent = "秒杀已结束";
+      label = "已结束";
+      button.disabled = true;
+    } else if (soldOut) {
+      countdown.textContent = "已售罄";
+      label = "已售罄";
+      button.disabled = true;
+    } else if (t < startAt) {
       countdown.textContent = "距开始还有 " + duration(startAt - t);
       button.disabled = true;
-    } else if (t < endAt) {
+    } else {
       countdown.textContent = "秒杀进行中，距结束还有 " + duration(endAt - t);
       button.disabled = busy || finished;
-    } else {
-      countdown.textContent = "秒杀已结束";
-      button.disabled = true;
     }
+    if (button.textContent !== label) button.textContent = label;
   }
 
   function show(text, kind) {
     message.textContent = text;
     message.className = "seckill-message" + (kind ? " " + kind : "");
+    if (kind === "success" && root.dataset.ordersUrl) {
+      var link = document.createElement("a");
+      link.href = root.dataset.ordersUrl;
+      link.textContent = "查看我的订单";
+      message.appendChild(document.createTextNode(" "));
+      message.appendChild(link);
+    }
   }
 
   function wait(text) {
@@ -61,6 +82,18 @@
     if (final) finished = true;
     show(text, kind);
     tick();
+    followStatus();
+  }
+
+  // Seats left and state from the status route; never disturbs a buy in progress.
+  function followStatus() {
+    request("GET", root.dataset.statusUrl).then(function (data) {
+      if (data.code !== 100) return;
+      stockText.textContent = String(data.stock);
+      soldOut = data.state === "soldout";
+      closed = data.state === "ended" || data.state === "closed";
+      tick();
+    }).catch(function () { /* a network blip: the next round asks again */ });
   }
 
   function request(method, url, body) {
@@ -113,6 +146,7 @@
         wait("您已参与过本次秒杀，正在查询结果…");
         poll(data.task_id, now() + TIMEOUT_MS);
       } else {
+        if (data.status === 409 && /售罄/.test(data.msg || "")) soldOut = true;
         done(data.msg || "请求失败", "failure", data.status === 409);
       }
     }).catch(function () {
@@ -122,6 +156,9 @@
 
   tick();
   setInterval(tick, 1000);
+  if (root.dataset.statusUrl) {
+    setInterval(function () { if (!closed) followStatus(); }, STATUS_MS);
+  }
   if (root.dataset.ticket) {
     wait("正在查询您的抢购结果…");
     busy = true;
