@@ -1,4 +1,11 @@
-"""The admin site at ``/admin/``, for admin users only; built anew for every app (PITFALLS 11)."""
+"""The admin site at ``/admin/``, for admin users only; built anew for every app.
+
+A Flask-Admin ``Admin`` and its views hold per-app state (blueprints, URLs), so a module-level
+one would be shared by every app the factory builds (the tests build many).
+Each feature owns its views in its own ``admin.py`` with an ``add_views(admin)``; this package
+holds the base views and their access rules (security.py), the admin's time handling
+(times.py) and ``init_admin``.
+"""
 
 from flask_admin import Admin
 from flask_admin.theme import Bootstrap4Theme
@@ -7,13 +14,11 @@ from luffy.admin.security import SecureAdminIndexView
 
 
 def init_admin(app):
-    from luffy.admin.schedules import add_views as add_schedule_views
-    from luffy.admin.task_results import TaskResultView
-    from luffy.admin.views import BannerView, CourseView, UserView
-    from luffy.dashboard.views import DashboardView
-    from luffy.extensions import db
-    from luffy.models import Banner, Course, TaskResult, User
-    from luffy.seckill.admin import add_views as add_seckill_views
+    from luffy.auth import admin as auth_admin
+    from luffy.beat import admin as beat_admin
+    from luffy.dashboard import admin as dashboard_admin
+    from luffy.home import admin as home_admin
+    from luffy.seckill import admin as seckill_admin
 
     admin = Admin(
         app,
@@ -21,12 +26,11 @@ def init_admin(app):
         index_view=SecureAdminIndexView(name="首页", url="/admin"),
         theme=Bootstrap4Theme(swatch="default"),
     )
-    admin.add_view(BannerView(Banner, db.session, name="轮播图", endpoint="banner"))
-    admin.add_view(CourseView(Course, db.session, name="课程", endpoint="course"))
-    admin.add_view(UserView(User, db.session, name="用户", endpoint="user"))
-    admin.add_view(TaskResultView(TaskResult, db.session, name="任务结果", endpoint="taskresult"))
-    add_schedule_views(admin)
-    add_seckill_views(admin)
-    admin.add_view(DashboardView(name="任务监控", endpoint="monitor"))
+    # The menu keeps this order.
+    home_admin.add_views(admin)
+    auth_admin.add_views(admin)
+    beat_admin.add_views(admin)
+    seckill_admin.add_views(admin)
+    dashboard_admin.add_views(admin)
     app.extensions["luffy_admin"] = admin
     return admin

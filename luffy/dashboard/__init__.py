@@ -1,4 +1,4 @@
-"""Monitoring: the task dashboard in the admin (views.py) and ``GET /metrics`` (exporter.py)."""
+"""Monitoring: the task dashboard in the admin (admin.py) and ``GET /metrics`` (exporter.py)."""
 
 from flask import Blueprint
 

@@ -1,4 +1,5 @@
-"""The monitoring dashboard in the admin (``/admin/monitor/``): a page, its JSON, worker controls."""
+"""Admin views of monitoring: the task dashboard (``/admin/monitor/``: a page, its JSON, worker
+controls) and the task results Celery keeps in the database (dashboard/task_results.py)."""
 
 import re
 
@@ -158,3 +159,12 @@ class DashboardView(SecureBaseView):
         if view is None or not detail:
             return None
         return url_for(f"{view.endpoint}.details_view", id=detail["id"])
+
+
+def add_views(admin):
+    from luffy.dashboard.task_results import TaskResultView
+    from luffy.extensions import db
+    from luffy.models import TaskResult
+
+    admin.add_view(TaskResultView(TaskResult, db.session, name="任务结果", endpoint="taskresult"))
+    admin.add_view(DashboardView(name="任务监控", endpoint="monitor"))
