@@ -5,12 +5,16 @@ from datetime import timedelta
 from pathlib import Path
 
 from dotenv import load_dotenv
-from kombu import Queue
+from kombu import Exchange, Queue
 
 BASE_DIR = Path(__file__).resolve().parent
 load_dotenv(BASE_DIR / ".env")
 
 DEV_SECRET_KEY = "dev-only-secret-key-change-me"
+# Production refuses these keys (and any key shorter than MIN_SECRET_KEY_LENGTH): the
+# development default and the placeholders of deploy/luffy.env.example and the docs.
+EXAMPLE_SECRET_KEYS = {DEV_SECRET_KEY, "change-me", "changeme", "secret", "test-secret-key"}
+MIN_SECRET_KEY_LENGTH = 32
 
 
 def env(name, default=None):
@@ -119,12 +123,26 @@ class Config:
         self.SMS_HTTP_TOKEN = env("SMS_HTTP_TOKEN")
         self.SMS_HTTP_TIMEOUT = env_float("SMS_HTTP_TIMEOUT", 5)
         self.SMS_CODE_TTL = env_int("SMS_CODE_TTL", 300)
-        # One code per mobile per SMS_MOBILE_INTERVAL s; SMS_ADDRESS_LIMIT per client address per hour.
+        # One code per mobile per SMS_MOBILE_INTERVAL s; SMS_ADDRESS_LIMIT per address per hour.
         self.SMS_MOBILE_INTERVAL = env_int("SMS_MOBILE_INTERVAL", 60)
         self.SMS_ADDRESS_LIMIT = env_int("SMS_ADDRESS_LIMIT", 10)
 
         self.REMEMBER_COOKIE_DURATION = timedelta(days=14)
-        self.WTF_CSRF_TIME_LIMIT = None
+        # A CSRF token (and so a form left open) is good for this many seconds (Flask-WTF).
+        self.WTF_CSRF_TIME_LIMIT = env_int("WTF_CSRF_TIME_LIMIT", 8 * 3600)
+        # Number of reverse proxies in front of gunicorn (0: none). With 1 or more, Flask's
+        # request.remote_addr is the client address the nearest proxy saw, read from
+        # X-Forwarded-For, but only on connections from FORWARDED_ALLOW_IPS (luffy/proxy.py).
+        self.PROXY_FIX_HOPS = env_int("PROXY_FIX_HOPS", 1)
+        self.FORWARDED_ALLOW_IPS = forwarded_allow_ips()
+        # Login throttling (luffy/auth/throttle.py): after this many failed logins for one
+        # username, or from one client address, within LOGIN_WINDOW_SECONDS, every login
+        # attempt for it is refused (429) until the window ends.
+        self.LOGIN_USER_LIMIT = env_int("LOGIN_USER_LIMIT", 5)
+        self.LOGIN_ADDRESS_LIMIT = env_int("LOGIN_ADDRESS_LIMIT", 30)
+        self.LOGIN_WINDOW_SECONDS = env_int("LOGIN_WINDOW_SECONDS", 900)
+        # Security headers (luffy/headers.py); HSTS only in production (HTTPS behind the proxy).
+        self.HSTS_SECONDS = 0
         # Text lines for a terminal; LOG_JSON=1 (production's default) writes one JSON object
         # per line to stdout for a log shipper (luffy/logs.py).
         self.LOG_LEVEL = env("LOG_LEVEL", "INFO").upper()
@@ -209,8 +227,15 @@ def celery_settings(
         "task_send_sent_event": True,
         # Separate queues so a mail storm never delays orders; a plain
         # `celery -A tasks worker` consumes all of them, production workers pick with -Q.
-        "task_queues": [Queue(name) for name in TASK_QUEUES],
+        # Each queue has its own direct exchange and routing key: a message for one queue
+        # (even one published by hand to exchange "default", routing key "default") is
+        # delivered to that queue only, never copied into all of them.
+        "task_queues": [
+            Queue(name, Exchange(name, type="direct"), routing_key=name) for name in TASK_QUEUES
+        ],
         "task_default_queue": "default",
+        "task_default_exchange": "default",
+        "task_default_routing_key": "default",
         "task_routes": {
             "tasks.seckill.*": {"queue": "seckill"},
             "tasks.user.send_email": {"queue": "notify"},
@@ -258,8 +283,8 @@ class ProductionConfig(Config):
 
     def __init__(self):
         super().__init__()
-        if self.SECRET_KEY == DEV_SECRET_KEY:
-            raise RuntimeError("LUFFY_ENV=production needs SECRET_KEY set to a secret value.")
+        refuse_weak_secret_key(self.SECRET_KEY)
+        self.HSTS_SECONDS = env_int("HSTS_SECONDS", 365 * 86400)
         # Cookies only over HTTPS (gunicorn trusts X-Forwarded-Proto from FORWARDED_ALLOW_IPS),
         # never readable from JavaScript, not sent on cross-site POSTs.
         self.SESSION_COOKIE_SECURE = True
@@ -272,6 +297,23 @@ class ProductionConfig(Config):
         self.DEBUG = False
         self.PROPAGATE_EXCEPTIONS = False
         self.LOG_JSON = env_bool("LOG_JSON", True)
+
+
+def refuse_weak_secret_key(key):
+    """Production starts only with a real secret: not an example value, not a short one."""
+    if not key or key == DEV_SECRET_KEY:
+        raise RuntimeError("LUFFY_ENV=production needs SECRET_KEY set to a secret value.")
+    if key.strip().lower() in EXAMPLE_SECRET_KEYS or "change-me" in key.lower():
+        raise RuntimeError(
+            "LUFFY_ENV=production needs SECRET_KEY set to a secret value, not the example "
+            f"{key!r}: python -c 'import secrets; print(secrets.token_urlsafe(48))'"
+        )
+    if len(key) < MIN_SECRET_KEY_LENGTH:
+        raise RuntimeError(
+            f"LUFFY_ENV=production needs SECRET_KEY of at least {MIN_SECRET_KEY_LENGTH} "
+            f"characters (this one has {len(key)}): "
+            "python -c 'import secrets; print(secrets.token_urlsafe(48))'"
+        )
 
 
 CONFIGS = {
@@ -289,6 +331,47 @@ def config_for_environment():
     return CONFIGS[name]
 
 
+def flower_settings(argv):
+    """Flower's settings (read by flowerconfig.py); ``argv`` is Flower's command line.
+
+    Basic auth is required: FLOWER_BASIC_AUTH (``user:password``, several comma-separated),
+    ``--basic-auth``/``--auth`` on the command line, or FLOWER_AUTH (Flower's OAuth e-mail
+    pattern). Without any, development generates a password (printed by flowerconfig.py)
+    and any other LUFFY_ENV refuses to start.
+    """
+    basic_auth = env_list("FLOWER_BASIC_AUTH")
+    given_on_command_line = any(arg.startswith(("--basic-auth", "--auth")) for arg in argv)
+    generated = None
+    if not basic_auth and not given_on_command_line and not env("FLOWER_AUTH"):
+        if env("LUFFY_ENV", "development") != "development":
+            raise SystemExit(
+                "Flower needs FLOWER_BASIC_AUTH=user:password (or --basic-auth) outside "
+                "development: its pages show every task's arguments and can revoke tasks."
+            )
+        import secrets
+
+        generated = ("flower", secrets.token_urlsafe(12))
+        basic_auth = [":".join(generated)]
+    return {
+        # Listen on this machine only; a reverse proxy with TLS faces the world.
+        "address": env("FLOWER_ADDRESS", "127.0.0.1"),
+        "port": env_int("FLOWER_PORT", 5555),
+        # Flower keeps task history in memory: capped (the task_results table keeps it all).
+        "max_tasks": env_int("FLOWER_MAX_TASKS", 10000),
+        # Drop workers that have been offline this many seconds from the list.
+        "purge_offline_workers": env_int("FLOWER_PURGE_OFFLINE_WORKERS", 86400),
+        "basic_auth": basic_auth,
+        "generated_login": generated,
+    }
+
+
+def forwarded_allow_ips():
+    """The reverse proxies' addresses (IPs or networks, comma-separated; "*" trusts every
+    peer), as gunicorn's forwarded_allow_ips reads them: X-Forwarded-Proto (gunicorn) and
+    X-Forwarded-For (luffy/proxy.py) are believed only on connections from these."""
+    return env_list("FORWARDED_ALLOW_IPS", "127.0.0.1")
+
+
 def web_server_settings():
     """gunicorn's bind address and concurrency (read by gunicorn.conf.py)."""
     cpus = os.cpu_count() or 1
@@ -299,5 +382,5 @@ def web_server_settings():
         # Recycle a worker after about this many requests (0: never); see gunicorn.conf.py.
         "max_requests": env_int("WEB_MAX_REQUESTS", 100_000),
         # The reverse proxy's address(es): X-Forwarded-Proto is trusted only from there.
-        "forwarded_allow_ips": env("FORWARDED_ALLOW_IPS", "127.0.0.1"),
+        "forwarded_allow_ips": ",".join(forwarded_allow_ips()),
     }

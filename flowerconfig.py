@@ -1,16 +1,30 @@
 """Flower's settings (``celery -A tasks flower`` reads this file from the working directory).
 
-Environment variables FLOWER_<OPTION> (e.g. FLOWER_BASIC_AUTH=user:password, FLOWER_PORT)
-and command-line options still apply; see README.md, "Monitoring".
+Every value comes from config.py (``flower_settings``): FLOWER_ADDRESS, FLOWER_PORT,
+FLOWER_MAX_TASKS, FLOWER_PURGE_OFFLINE_WORKERS and FLOWER_BASIC_AUTH. Basic auth is always
+on: without FLOWER_BASIC_AUTH (or ``--basic-auth``), development gets a generated password,
+printed once below, and production refuses to start. Command-line options still win.
+Flower's ``/metrics`` and ``/healthcheck`` answer without auth: docs/security.md shows the
+nginx lines that close them.
 """
 
-import os
+import sys
 
-# Listen on this machine only; a reverse proxy with TLS and authentication faces the world.
-address = os.environ.get("FLOWER_ADDRESS", "127.0.0.1")
-port = int(os.environ.get("FLOWER_PORT", "5555"))
-# Flower keeps task history in memory (PITFALLS 21): cap it. The history that matters is
-# the task_results table, shown in the admin.
-max_tasks = int(os.environ.get("FLOWER_MAX_TASKS", "10000"))
-# Drop workers that have been offline for a day from the list.
-purge_offline_workers = int(os.environ.get("FLOWER_PURGE_OFFLINE_WORKERS", "86400"))
+from config import flower_settings
+
+_settings = flower_settings(sys.argv[1:])
+
+address = _settings["address"]
+port = _settings["port"]
+max_tasks = _settings["max_tasks"]
+purge_offline_workers = _settings["purge_offline_workers"]
+if _settings["basic_auth"]:
+    basic_auth = _settings["basic_auth"]
+if _settings["generated_login"]:
+    _user, _password = _settings["generated_login"]
+    print(
+        f"Flower login (generated for this run; set FLOWER_BASIC_AUTH to choose one): "
+        f"user {_user}, password {_password}",
+        file=sys.stderr,
+        flush=True,
+    )

@@ -19,6 +19,7 @@ def create_app(config_class=None):
     register_commands(app)
     register_admin(app)
     register_celery(app)
+    register_middleware(app)
     return app
 
 
@@ -102,6 +103,15 @@ def register_admin(app):
     from luffy.admin import init_admin
 
     init_admin(app)
+
+
+def register_middleware(app):
+    """Outermost WSGI layers, after the blueprints added theirs (the buy gate): security
+    headers on every answer, and the client's real address behind the reverse proxy."""
+    from luffy import headers, proxy
+
+    headers.init_app(app)
+    proxy.init_app(app)
 
 
 def register_celery(app):

@@ -65,6 +65,12 @@ def init_app(app):
     @app.cli.command("seed-demo")
     def seed_demo():
         """Load demo users, courses and banners (does nothing the second time)."""
+        if current_app.config.get("ENV_NAME") == "production":
+            # Demo users have published passwords (admin / admin123): never on a live site.
+            raise click.ClickException(
+                "seed-demo refuses to run with LUFFY_ENV=production: the demo users have "
+                "published passwords. Create the admin with `flask --app wsgi create-admin`."
+            )
         added = seed_demo_data()
         if not any(added.values()):
             click.echo("Demo data already present; nothing to do.")

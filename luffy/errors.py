@@ -3,7 +3,9 @@
 import logging
 
 from flask import render_template, request
+from flask.json.provider import DefaultJSONProvider
 from flask_wtf.csrf import CSRFError
+from sqlalchemy.exc import DataError
 from werkzeug.exceptions import HTTPException
 
 from luffy.responses import ApiError, refusal
@@ -34,7 +36,21 @@ def answer(status, msg):
     return render_template("errors/error.html", status=status, msg=msg), status
 
 
+class BoundedJSONProvider(DefaultJSONProvider):
+    """Flask's JSON, where a body nested too deeply for the parser (``[[[[...``) is bad
+    input like any malformed body (``get_json`` answers 400, or None when silent),
+    not a RecursionError and a 500."""
+
+    def loads(self, s, **kwargs):
+        try:
+            return super().loads(s, **kwargs)
+        except RecursionError as error:
+            raise ValueError("JSON nested too deeply") from error
+
+
 def init_app(app):
+    app.json = BoundedJSONProvider(app)
+
     @app.errorhandler(ApiError)
     def handle_api_error(error):
         if wants_json():
@@ -44,6 +60,18 @@ def init_app(app):
     @app.errorhandler(CSRFError)
     def handle_csrf_error(error):
         return answer(400, "表单已过期或缺少 CSRF 令牌，请刷新页面后重试")
+
+    @app.errorhandler(OverflowError)
+    @app.errorhandler(DataError)
+    def handle_out_of_range(error):
+        # A value the database cannot hold (an admin list's ?page=10**20, a 30-digit filter
+        # value): SQLite's driver raises OverflowError, PostgreSQL a DataError ("integer out
+        # of range"). Bad input, whichever view passed it on: 400, not a 500.
+        from luffy.extensions import db
+
+        db.session.rollback()
+        log.warning("Refused out-of-range input on %s %s: %s", request.method, request.path, error)
+        return answer(400, "数值超出范围或格式不正确")
 
     @app.errorhandler(HTTPException)
     def handle_http_error(error):

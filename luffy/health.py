@@ -1,4 +1,9 @@
-"""``GET /healthz``: the state of the database, Redis and the broker."""
+"""``GET /healthz``: the state of the database, Redis and the broker.
+
+Anyone (a load balancer, an uptime probe) learns ok or not per service; the error text and
+timings, which name internal hosts and ports, only a caller holding ``METRICS_TOKEN``
+(``Authorization: Bearer ...``, as for ``/metrics``).
+"""
 
 import time
 
@@ -6,6 +11,7 @@ from flask import Blueprint, jsonify
 from sqlalchemy import text
 
 from luffy.broker import quick_connection
+from luffy.dashboard.exporter import token_matches
 from luffy.extensions import db
 from luffy.redis_store import get_redis
 
@@ -49,6 +55,8 @@ def healthz():
             services[name] = {"ok": False, "error": f"{type(error).__name__}: {error}"[:300]}
         services[name]["ms"] = round((time.monotonic() - started) * 1000, 1)
     down = [name for name, state in services.items() if not state["ok"]]
+    if not token_matches():
+        services = {name: {"ok": state["ok"]} for name, state in services.items()}
     body = {
         "code": 100 if not down else 153,
         "msg": "ok" if not down else "unavailable: " + ", ".join(down),

@@ -7,4 +7,7 @@ bp = Blueprint("media", __name__)
 
 @bp.get("/uploads/<path:filename>")
 def uploaded_file(filename):
-    return send_from_directory(current_app.config["UPLOAD_DIR"], filename, max_age=3600)
+    response = send_from_directory(current_app.config["UPLOAD_DIR"], filename, max_age=3600)
+    # Served as the type of its extension and never sniffed as anything else (a page).
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response

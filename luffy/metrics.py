@@ -12,6 +12,7 @@ Counter names used by Luffy (exposed as ``luffy_<name>_total``): ``tasks`` {name
 {reason}, ``seckill_orders`` {state}.
 """
 
+import atexit
 import json
 import logging
 import os
@@ -213,6 +214,18 @@ def _on_revoked(sender=None, request=None, **kwargs):
 def _flush_on_process_exit(**kwargs):
     for counters in list(_all_counters):
         counters.flush()
+
+
+def _flush_at_exit():
+    # A short-lived publisher (`celery call`, a script, a CLI command) exits before the flush
+    # thread's next second: its SENT counts would be lost without this last flush. Quietly:
+    # logging may already be shut down, and a Redis gone by now is no news.
+    for counters in list(_all_counters):
+        counters._failing = True
+        counters.flush()
+
+
+atexit.register(_flush_at_exit)
 
 
 _connected = False

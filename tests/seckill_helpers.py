@@ -69,7 +69,8 @@ def session_for(app, user_id):
     """(session cookie value, X-CSRFToken) as a real login would leave them."""
     with app.test_request_context():
         g.pop("csrf_token", None)  # generate_csrf caches one per app context
-        session["_user_id"] = str(user_id)
+        # Flask-Login keeps User.get_id(), "<id>:<session_token>" (luffy/auth/login.py).
+        session["_user_id"] = db.session.get(User, user_id).get_id()
         session["_fresh"] = True
         token = generate_csrf()
         cookie = app.session_interface.get_signing_serializer(app).dumps(dict(session))

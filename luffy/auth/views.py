@@ -2,14 +2,14 @@
 
 from urllib.parse import urlsplit
 
-from flask import flash, redirect, render_template, request, url_for
+from flask import current_app, flash, g, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required, login_user, logout_user
-from sqlalchemy import select
 
 from luffy.auth import bp
 from luffy.auth.forms import LoginForm
+from luffy.auth.services import LoginRefused, authenticate
+from luffy.auth.throttle import get_throttle
 from luffy.extensions import db
-from luffy.models import User
 
 
 def safe_next_url(target, default=None):
@@ -34,17 +34,38 @@ def landing_url(user):
     return url_for("admin.index") if user.is_admin else url_for("home.index")
 
 
+def forget_csrf_token():
+    """A new CSRF token after a login or logout: one seen before it is no use after."""
+    session.pop(current_app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token"), None)
+    g.pop("csrf_token", None)
+
+
 @bp.route("/login", methods=["GET", "POST"])
 def login():
     if current_user.is_authenticated:
         return redirect(safe_next_url(request.args.get("next")))
     form = LoginForm()
     if form.validate_on_submit():
-        user = db.session.scalar(select(User).where(User.username == form.username.data))
-        if user is None or not user.is_active or not user.check_password(form.password.data):
+        username, address = form.username.data.strip(), request.remote_addr
+        throttle = get_throttle(current_app)
+        wait = throttle.retry_after(username, address)
+        if wait:
+            minutes = max(1, round(wait / 60))
+            form.password.errors.append(f"登录失败次数过多，请 {minutes} 分钟后再试")
+            response = render_template("auth/login.html", form=form)
+            return response, 429, {"Retry-After": str(wait)}
+        try:
+            user = authenticate(username, form.password.data)
+        except LoginRefused as refused:
+            form.password.errors.append(str(refused))
+            return render_template("auth/login.html", form=form), 403
+        if user is None:
+            throttle.failed(username, address)
             form.password.errors.append("用户名或密码错误")
         else:
+            throttle.succeeded(username)
             login_user(user, remember=form.remember.data)
+            forget_csrf_token()
             return redirect(safe_next_url(request.args.get("next"), landing_url(user)))
     status = 400 if form.errors else 200
     return render_template("auth/login.html", form=form), status
@@ -53,6 +74,11 @@ def login():
 @bp.post("/logout")
 @login_required
 def logout():
+    # A new session token ends this session and every other one of the user: a copied
+    # cookie or a remember-me cookie on another machine stops working too.
+    current_user.end_sessions()
+    db.session.commit()
     logout_user()
+    forget_csrf_token()
     flash("已退出登录")
     return redirect(url_for("home.index"))

@@ -12,14 +12,17 @@ from luffy.broker import BrokerUnavailable, publish
 from luffy.redis_store import get_redis
 from luffy.responses import ApiError
 
-MOBILE = re.compile(r"^1[3-9]\d{9}$")  # mainland China, 11 digits
-EMAIL = re.compile(r"^[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;]+$")
+MOBILE = re.compile(r"1[3-9]\d{9}")  # mainland China, 11 digits
+EMAIL = re.compile(r"[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;]+")
 CODE_KEY = "luffy:sms:code:{}"
 MOBILE_LIMIT_KEY = "luffy:sms:mobile:{}"
 ADDRESS_LIMIT_KEY = "luffy:sms:addr:{}"
 ADDRESS_WINDOW_SECONDS = 3600
 MAX_SUBJECT = 200
 MAX_DELAY = timedelta(days=7)
+# An eta this far in the past is still taken as "now" (clocks differ, a form took a while);
+# further back it is a mistake, refused (the worker would discard such a task unrun).
+PAST_GRACE = timedelta(minutes=5)
 
 USE_CODE = """
 if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
@@ -54,14 +57,14 @@ def _text(data, name, limit):
 def queue_email(data):
     """Validate ``{"to", "subject", "message"[, "countdown" | "eta"]}`` and queue
     ``tasks.user.send_email`` (now, or later); returns the task id."""
-    from tasks.user import send_email
-
     to = _text(data, "to", 254)
-    if not EMAIL.match(to):
+    if not EMAIL.fullmatch(to):
         raise ApiError(400, "邮箱格式不正确")
     subject = _text(data, "subject", MAX_SUBJECT)
     message = _text(data, "message", MAX_MESSAGE)
-    return _queue(send_email, to, subject, "notice", {"message": message}, **_when(data))
+    return _queue(
+        "tasks.user.send_email", to, subject, "notice", {"message": message}, **_when(data)
+    )
 
 
 def _when(data):
@@ -88,22 +91,27 @@ def _when(data):
         raise ApiError(400, "eta 必须是 ISO 8601 时间，例如 2026-12-01T09:00:00")
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=ZoneInfo(current_app.config["TIMEZONE"]))
-    if moment - datetime.now(UTC) > MAX_DELAY:
+    ahead = moment - datetime.now(UTC)
+    if ahead > MAX_DELAY:
         raise ApiError(400, "eta 最多只能在 7 天之后")
-    return {"eta": moment}
+    if ahead < -PAST_GRACE:
+        raise ApiError(400, "eta 已经过去，不能早于当前时间 5 分钟以上")
+    return {"eta": moment} if ahead > timedelta(0) else {}
 
 
 def valid_mobile(data):
     mobile = data.get("mobile")
-    if not isinstance(mobile, str) or not MOBILE.match(mobile):
+    # fullmatch: "$" in re also matches before a trailing newline ("13800000000\n").
+    if not isinstance(mobile, str) or not MOBILE.fullmatch(mobile):
         raise ApiError(400, "手机号格式不正确")
     return mobile
 
 
 def queue_sms_code(mobile, client_address):
-    """Rate-limit, store a fresh 6-digit code for ``mobile`` and queue the text; returns the task id."""
-    from tasks.order import send_sms
-
+    """Rate-limit, store a fresh 6-digit code for ``mobile`` and queue the text; returns the
+    task id. The task gets the mobile only and reads the code from Redis when it sends, so the
+    code is never in a task's arguments: not in the broker, the task_results table, the
+    worker's log or Flower."""
     config = current_app.config
     redis = get_redis()
     try:
@@ -126,7 +134,7 @@ def queue_sms_code(mobile, client_address):
     except RedisError as error:
         raise ApiError(503, "服务暂时不可用，请稍后再试") from error
     try:
-        return _queue(send_sms, mobile, code)
+        return _queue("tasks.order.send_sms", mobile)
     except ApiError:
         # The user may ask again at once and this try does not count. The code stays: a broker
         # that timed out may still deliver the message, and then its code must work.
@@ -144,3 +152,9 @@ def check_sms_code(mobile, code):
         return False
     # Compare and delete in one step, so two racing checks cannot both use the code.
     return bool(get_redis().eval(USE_CODE, 1, CODE_KEY.format(mobile), code))
+
+
+def current_sms_code(mobile):
+    """The code waiting for ``mobile`` (read by the SMS task), or None once used or expired."""
+    code = get_redis().get(CODE_KEY.format(mobile))
+    return code.decode() if isinstance(code, bytes) else code
