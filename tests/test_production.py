@@ -104,6 +104,13 @@ def test_session_cookie_is_secure_httponly_and_samesite(broken_production_server
     assert "Secure" in cookie and "HttpOnly" in cookie and "SameSite=Lax" in cookie
 
 
+def test_production_answers_carry_hsts_and_the_other_security_headers(broken_production_server):
+    response = requests.get(broken_production_server.url + "/login", timeout=10)
+    assert response.headers["Strict-Transport-Security"] == f"max-age={365 * 86400}"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert "unsafe-inline" not in response.headers["Content-Security-Policy"]
+
+
 def test_an_error_shows_no_debug_page_and_is_logged_as_json(broken_production_server):
     server = broken_production_server
     page = requests.get(server.url + "/", timeout=10)
