@@ -60,6 +60,7 @@ class SecurityHeaders:
         self.wsgi_app = wsgi_app
         self.site = [*common, ("Content-Security-Policy", SITE_POLICY)]
         self.admin = [*common, ("Content-Security-Policy", ADMIN_POLICY)]
+        self.names = frozenset(name.lower() for name, _ in self.site)
 
     def headers_for(self, path):
         is_admin = path == ADMIN_PREFIX or path.startswith(ADMIN_PREFIX + "/")
@@ -69,8 +70,12 @@ class SecurityHeaders:
         extra = self.headers_for(environ.get("PATH_INFO") or "/")
 
         def start_with_headers(status, headers, exc_info=None):
-            present = {name.lower() for name, _ in headers}
-            headers.extend(item for item in extra if item[0].lower() not in present)
+            names = self.names
+            if any(name.lower() in names for name, _ in headers):  # a view set one itself
+                present = {name.lower() for name, _ in headers}
+                headers.extend(item for item in extra if item[0].lower() not in present)
+            else:
+                headers.extend(extra)
             return start_response(status, headers, exc_info)
 
         return self.wsgi_app(environ, start_with_headers)

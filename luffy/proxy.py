@@ -43,7 +43,9 @@ class TrustedProxyFix(ProxyFix):
         return any(address in network for network in self.trusted)
 
     def __call__(self, environ, start_response):
-        if self.is_trusted(environ.get("REMOTE_ADDR")):
+        # Nothing to fix without the headers (a direct connection, a health probe).
+        forwarded = "HTTP_X_FORWARDED_FOR" in environ or "HTTP_X_FORWARDED_PROTO" in environ
+        if forwarded and self.is_trusted(environ.get("REMOTE_ADDR")):
             return super().__call__(environ, start_response)
         return self.app(environ, start_response)
 
