@@ -3,6 +3,7 @@
 import re
 import secrets
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from flask import current_app
@@ -24,16 +25,9 @@ MAX_DELAY = timedelta(days=7)
 # further back it is a mistake, refused (the worker would discard such a task unrun).
 PAST_GRACE = timedelta(minutes=5)
 
-USE_CODE = """
-if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
-return 0
-"""
-# INCR with the window's TTL set by the first hit (EXPIRE NX needs Redis 7; this runs on 6).
-COUNT_IN_WINDOW = """
-local n = redis.call('incr', KEYS[1])
-if n == 1 then redis.call('expire', KEYS[1], ARGV[1]) end
-return n
-"""
+# The two Lua scripts, each read once from its file beside this module.
+USE_CODE = (Path(__file__).parent / "use_code.lua").read_text()
+COUNT_IN_WINDOW = (Path(__file__).parent / "count_in_window.lua").read_text()
 MAX_MESSAGE = 5000
 
 
