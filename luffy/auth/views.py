@@ -74,7 +74,7 @@ def login():
 @bp.post("/logout")
 @login_required
 def logout():
-    # A new session token ends this session and every other one of the user: a copied
+    # A new session token ends the current session and every other one of the user: a copied
     # cookie or a remember-me cookie on another machine stops working too.
     current_user.end_sessions()
     db.session.commit()
