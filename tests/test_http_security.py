@@ -378,3 +378,39 @@ def test_a_mobile_with_a_newline_is_refused(buyer_client, redis_client, mobile):
     assert response.status_code == 400
     assert response.get_json()["msg"] == "手机号格式不正确"
     assert not list(redis_client.scan_iter("luffy:sms:*"))
+
+
+def within_one_second(make_requests, attempts=5):
+    """Statuses of ``make_requests()`` run inside one wall-clock second (the buy limits'
+    window), starting just after a second begins; tried again if it spilled over."""
+    import time
+
+    for _ in range(attempts):
+        time.sleep(1 - time.time() % 1 + 0.01)
+        second = int(time.time())
+        statuses = make_requests()
+        if int(time.time()) == second:
+            return statuses
+    pytest.fail("the requests never fitted in one second")
+
+
+def test_two_clients_behind_the_proxy_get_separate_buy_budgets(app, monkeypatch):
+    from seckill_helpers import BUY, add_buyers, add_sale, logged_in_client
+
+    course_id, _ = add_sale(app, 3, starts_in=3600, ends_in=7200)  # refusals, nothing bought
+    monkeypatch.setitem(app.config, "SECKILL_ADDRESS_RATE", 2)
+    clients = [logged_in_client(app, u) for u in add_buyers(app, 4, prefix="proxied")]
+    proxy = {"REMOTE_ADDR": app.config["FORWARDED_ALLOW_IPS"][0]}
+
+    def buy_from(client, forwarded_for):
+        headers = {"X-CSRFToken": client.csrf, "X-Forwarded-For": forwarded_for}
+        body = {"course_id": course_id}
+        return client.post(BUY, json=body, headers=headers, environ_base=proxy).status_code
+
+    statuses = within_one_second(
+        lambda: (
+            [buy_from(c, "203.0.113.20") for c in clients[:3]]
+            + [buy_from(clients[3], "203.0.113.21")]
+        )
+    )
+    assert statuses == [409, 409, 429, 409]  # the third from one client is over its budget
