@@ -158,6 +158,15 @@ class Config:
         self.BEAT_FULL_RELOAD_SECONDS = env_float("BEAT_FULL_RELOAD_SECONDS", 300)
         self.BEAT_CHANGE_CHECK_SECONDS = env_float("BEAT_CHANGE_CHECK_SECONDS", 1.0)
 
+        # Jobs (luffy/jobs/): the packages whose tasks enqueue() and `flask jobs enqueue` may
+        # run (comma-separated), and the RabbitMQ management API used to list waiting messages
+        # (http://user:password@host:15672; unset, RabbitMQ queues show counts only).
+        self.JOBS_PACKAGES = env_list("JOBS_PACKAGES", "tasks")
+        self.JOBS_RABBITMQ_MANAGEMENT_URL = env("JOBS_RABBITMQ_MANAGEMENT_URL")
+        # Order exports (CSV) are kept this many seconds (the export job's result_ttl).
+        self.JOBS_EXPORT_TTL = env_int("JOBS_EXPORT_TTL", 3600)
+        self.JOBS_EXPORT_DIR = env("JOBS_EXPORT_DIR", str(instance / "exports"))
+
         broker_url = env("CELERY_BROKER_URL", "redis://127.0.0.1:6379/1")
         # Default: luffy.celery_results, the task_results table the admin shows.
         result_backend = env("CELERY_RESULT_BACKEND", "luffy.celery_results:DatabaseBackend")
@@ -250,6 +259,7 @@ def celery_settings(
             "tasks.order",
             "tasks.alerts",
             "tasks.seckill",
+            "tasks.export",
             *extra_imports,
         ],
         # The schedule lives in the database and is edited in the admin; these

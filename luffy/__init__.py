@@ -94,9 +94,10 @@ def register_error_handlers(app):
 
 
 def register_commands(app):
-    from luffy import cli
+    from luffy import cli, jobs
 
     cli.init_app(app)
+    jobs.init_app(app)  # flask jobs
 
 
 def register_admin(app):

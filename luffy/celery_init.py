@@ -28,14 +28,23 @@ class FlaskTask(Task):
     def __call__(self, *args, **kwargs):
         with self.app.flask_app.app_context():
             if not self.request.eta:
-                return super().__call__(*args, **kwargs)
+                return self._run(args, kwargs)
             from luffy import delayed_runs
 
             delayed_runs.claim(self)  # a second delivery of a delayed task is skipped
             try:
-                return super().__call__(*args, **kwargs)
+                return self._run(args, kwargs)
             finally:
                 delayed_runs.finish(self)
+
+    def _run(self, args, kwargs):
+        # A job enqueued with retry=Retry(...) (luffy/jobs/) retries on its own intervals.
+        retry = (getattr(self.request, "luffy_job", None) or {}).get("retry")
+        if retry:
+            from luffy.jobs.worker import run_with_retry
+
+            return run_with_retry(self, retry, super().__call__, args, kwargs)
+        return super().__call__(*args, **kwargs)
 
     def on_retry(self, exc, task_id, args, kwargs, einfo):
         log.warning(
@@ -118,7 +127,7 @@ def with_sentinel_broker(settings):
 def celery_init_app(app):
     """Create the Celery app for ``app``, make it the default for ``shared_task``, and return it."""
     from luffy import celery_results  # noqa: F401  (connects the delayed-task signal)
-    from luffy.tasks_api import services as task_records  # noqa: F401  (records issued ids)
+    from luffy.jobs import records, worker  # noqa: F401  (job records; the worker's job hooks)
 
     celery_app = Celery(app.import_name, task_cls=FlaskTask)
     celery_app.config_from_object(with_sentinel_broker(app.config["CELERY"]))

@@ -15,7 +15,7 @@ the admin can see and revoke it before it runs.
 import logging
 import os
 import threading
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from celery import states
 from celery.backends.base import BaseBackend
@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 
 GROUP_TASK_NAME = "celery.group"
 CLEANUP_BATCH_SIZE = 1000
+# The expiry of a job kept "forever" (result_ttl=-1): the cleanup never reaches it.
+NEVER = datetime(9999, 12, 31, tzinfo=UTC)
 
 
 def _now():
@@ -43,6 +45,18 @@ def _aware(moment):
     if moment is not None and moment.tzinfo is None:
         return moment.replace(tzinfo=UTC)
     return moment
+
+
+def job_expiry(request, state):
+    """When the row of a job that just ended expires: its ``result_ttl`` (or ``failure_ttl``
+    for a failure) from the ``luffy_job`` message header that luffy/jobs/ sets; None without."""
+    options = getattr(request, "luffy_job", None) if request is not None else None
+    if not isinstance(options, dict):
+        return None
+    ttl = options.get("failure_ttl" if state == states.FAILURE else "result_ttl")
+    if ttl is None:
+        return None
+    return NEVER if ttl < 0 else _now() + timedelta(seconds=ttl)
 
 
 class DatabaseBackend(BaseBackend):
@@ -115,6 +129,7 @@ class DatabaseBackend(BaseBackend):
                 row.started_at = _now()
             if state in states.READY_STATES:
                 row.date_done = _now()
+                row.expires_at = job_expiry(request, state) or row.expires_at
             self._copy_request(row, meta, request)
             session.commit()
 
@@ -216,9 +231,15 @@ class DatabaseBackend(BaseBackend):
     def _cleanup(self):
         if not self.expires:
             return 0
-        cutoff = _now() - self.expires
-        expired = (TaskResult.date_done < cutoff) | (
-            TaskResult.date_done.is_(None) & (TaskResult.created_at < cutoff)
+        now = _now()
+        cutoff = now - self.expires
+        # A job's own expiry (result_ttl/failure_ttl) wins over result_expires.
+        expired = (TaskResult.expires_at < now) | (
+            TaskResult.expires_at.is_(None)
+            & (
+                (TaskResult.date_done < cutoff)
+                | (TaskResult.date_done.is_(None) & (TaskResult.created_at < cutoff))
+            )
         )
         deleted = 0
         while True:

@@ -109,6 +109,8 @@ def pytest_configure(config):
             "ALERT_EMAILS": "ops@luffy.test",
             # Task modules only the test workers load (tests/tasks_for_tests.py).
             "CELERY_EXTRA_IMPORTS": "tests.tasks_for_tests",
+            # enqueue() may run the test tasks (tests.*) besides the tasks package.
+            "JOBS_PACKAGES": "tasks,tests",
         }
     )
     os.environ.pop("CELERY_RESULT_BACKEND", None)

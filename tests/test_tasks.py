@@ -128,6 +128,8 @@ def test_status_of_a_known_task(app, client, worker):
         "msg": "成功",
         "task_id": result.id,
         "state": "SUCCESS",
+        "status": "finished",
+        "progress": None,
         "result": 9,
     }
 
@@ -163,7 +165,7 @@ def test_status_survives_the_loss_of_the_issued_key(app, client, worker, redis_c
 
     result = add.delay(1, 1)
     result.get(timeout=30)
-    redis_client.delete(f"luffy:task:issued:{result.id}")
+    redis_client.delete(f"luffy:job:{result.id}")
     assert status(client, result.id).get_json()["state"] == "SUCCESS"  # the row vouches
 
 

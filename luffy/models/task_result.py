@@ -31,6 +31,9 @@ class TaskResult(db.Model):
     )
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     date_done: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
+    # A job's own expiry (its result_ttl or failure_ttl, luffy/jobs/): the cleanup deletes
+    # the row after this time; rows without one expire after result_expires.
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
 
     def __str__(self):
         return f"{self.task_name or '?'} {self.task_id}"

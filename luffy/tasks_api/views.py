@@ -1,10 +1,14 @@
 """Route of the task status API."""
 
-from luffy.responses import ok
+from flask import jsonify
+
+from luffy.responses import SUCCESS
 from luffy.tasks_api import bp
 from luffy.tasks_api.services import task_status
 
 
 @bp.get("/api/v1/tasks/<task_id>/")
 def task_detail(task_id):
-    return ok(**task_status(task_id))
+    # Not responses.ok(): its ``status`` argument is the HTTP status, and this answer has a
+    # ``status`` field of its own (the job's status in RQ's words).
+    return jsonify({"code": SUCCESS, "msg": "成功", **task_status(task_id)})
