@@ -18,6 +18,7 @@ def init_admin(app):
     from luffy.beat import admin as beat_admin
     from luffy.dashboard import admin as dashboard_admin
     from luffy.home import admin as home_admin
+    from luffy.jobs import admin as jobs_admin
     from luffy.seckill import admin as seckill_admin
 
     admin = Admin(
@@ -32,5 +33,6 @@ def init_admin(app):
     beat_admin.add_views(admin)
     seckill_admin.add_views(admin)
     dashboard_admin.add_views(admin)
+    jobs_admin.add_views(admin)
     app.extensions["luffy_admin"] = admin
     return admin

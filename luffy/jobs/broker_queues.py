@@ -40,6 +40,12 @@ def lengths(names):
     return queue_lengths(names)
 
 
+def known(queue):
+    """A queue Celery is configured with, or one holding messages (sent with queue=...)."""
+    configured = [q.name for q in celery_app().conf.task_queues or ()]
+    return queue in configured or lengths([queue])[queue]["messages"] > 0
+
+
 def _decode(raw):
     """A kombu Redis message (JSON envelope) as the list's entry; args from the body."""
     message = json.loads(raw)

@@ -174,7 +174,7 @@ def cancel(job_id):
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 def empty(queue, yes):
     """Remove every message waiting in QUEUE."""
-    if queue not in registries.queue_names():
+    if not broker_queues.known(queue):
         fail(f"no queue {queue!r}; queues: {', '.join(registries.queue_names())}")
     waiting = broker_queues.lengths([queue])[queue]["messages"]
     if not yes:
