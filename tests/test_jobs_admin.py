@@ -6,7 +6,7 @@ import time
 import uuid
 
 import pytest
-from conftest import csrf_token_from, start_worker, stop_worker
+from conftest import csrf_token_from
 from seckill_helpers import add_buyers, add_sale
 from sqlalchemy import insert
 
