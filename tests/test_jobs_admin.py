@@ -25,6 +25,10 @@ def wait_status(job, wanted, timeout=60):
     raise AssertionError(f"job {job.id} is {job.get_status()}, not {wanted}")
 
 
+def on_rabbitmq(app):
+    return app.config["CELERY"]["broker_url"].startswith("amqp")
+
+
 def idle_queue():
     return f"idle-{uuid.uuid4().hex[:8]}"
 
@@ -40,6 +44,9 @@ def test_registries_count_and_list_waiting_messages_a_page_at_a_time(app_ctx):
     jobs = [Queue(queue).enqueue("tests.record_call", "k", i, "中文") for i in range(7)]
     page = registries.list_jobs(queue, "queued", page=1, per_page=3)
     assert page["total"] == 7
+    if on_rabbitmq(app_ctx):  # a queue cannot be read without taking its messages: counts only
+        assert page["jobs"] == [] and "JOBS_RABBITMQ_MANAGEMENT_URL" in page["note"]
+        return
     assert [entry["id"] for entry in page["jobs"]] == [job.id for job in jobs[:3]]
     assert page["jobs"][0]["args"] == '"k", 0, "中文"'
     assert page["jobs"][0]["func"] == "tests.record_call"
@@ -109,7 +116,10 @@ def test_cancel_from_the_list_and_a_wrong_state_is_refused(app, admin_client):
         later = Queue(queue).enqueue_in(3600, "tests.record_call", "later")
     url = f"/admin/jobs/queue/{queue}/queued/"
     listing = admin_client.get(url).get_data(as_text=True)
-    assert waiting.id in listing and "cancel-me" in listing
+    if on_rabbitmq(app):
+        assert "共 2 个" in listing and "JOBS_RABBITMQ_MANAGEMENT_URL" in listing
+    else:
+        assert waiting.id in listing and "cancel-me" in listing
     response = post_action(
         admin_client, url, action="cancel", queue=queue, registry="queued", ids=[waiting.id]
     )

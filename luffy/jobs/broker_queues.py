@@ -15,6 +15,8 @@ from datetime import UTC, datetime
 from urllib.parse import quote, urlsplit
 
 from flask import current_app
+from kombu import Consumer
+from kombu import Queue as KombuQueue
 
 from luffy.dashboard.services import queue_lengths
 from luffy.jobs import records
@@ -152,11 +154,14 @@ def _management_page(url, vhost, queue, offset, limit):
 
 
 def empty(queue):
-    """Remove every message waiting in ``queue``; returns how many went. On Redis the list is
-    renamed away first (atomic), and each removed job's record says canceled."""
+    """Remove every message waiting in ``queue``; returns how many went, and each removed
+    job's record says canceled. On Redis the list is renamed away first (atomic); on RabbitMQ
+    the messages are taken (a consumer without acks) to learn their ids."""
     with celery_app().connection_for_write() as connection:
         if connection.transport.driver_type != "redis":
-            return int(connection.default_channel.queue_purge(queue) or 0)
+            ids = _take_all(connection, queue)
+            _mark_canceled(ids)
+            return len(ids)
         client = connection.default_channel.client
         removed = 0
         names = [queue] + [f"{queue}{PRIORITY_SEPARATOR}{step}" for step in PRIORITY_STEPS]
@@ -168,22 +173,43 @@ def empty(queue):
                 if "no such key" in str(error).lower():
                     continue
                 raise
-            removed += _cancel_records(client, aside)
+            total = client.llen(aside)
+            for start in range(0, total, EMPTY_CHUNK):
+                chunk = client.lrange(aside, start, start + EMPTY_CHUNK - 1)
+                _mark_canceled((json.loads(raw).get("headers") or {}).get("id") for raw in chunk)
             client.delete(aside)
+            removed += total
     return removed
 
 
-def _cancel_records(client, key):
-    total = client.llen(key)
+def _take_all(connection, queue, idle_seconds=0.5):
+    """Consume (without acks) every message of an AMQP queue; returns their job ids."""
+    ids = []
+    consumer = Consumer(
+        connection,
+        queues=[KombuQueue(queue, no_declare=True)],
+        on_message=lambda message: ids.append((message.headers or {}).get("id")),
+        no_ack=True,
+    )
+    with consumer:
+        while True:
+            try:
+                connection.drain_events(timeout=idle_seconds)
+            except TimeoutError:
+                break
+    return ids
+
+
+def _mark_canceled(ids):
     redis = records.redis_client()
     ttl = records.record_ttl()
-    for start in range(0, total, EMPTY_CHUNK):
-        pipe = redis.pipeline(transaction=False)
-        for raw in client.lrange(key, start, start + EMPTY_CHUNK - 1):
-            job_id = (json.loads(raw).get("headers") or {}).get("id")
-            if job_id:
-                record = records.JOB_KEY.format(job_id)
-                pipe.hset(record, mapping={"status": "canceled", "reason": "queue emptied"})
-                pipe.expire(record, ttl)
-        pipe.execute()
-    return total
+    pipe = redis.pipeline(transaction=False)
+    for count, job_id in enumerate(ids, start=1):
+        if not job_id:
+            continue
+        record = records.JOB_KEY.format(job_id)
+        pipe.hset(record, mapping={"status": "canceled", "reason": "queue emptied"})
+        pipe.expire(record, ttl)
+        if count % EMPTY_CHUNK == 0:
+            pipe.execute()
+    pipe.execute()
