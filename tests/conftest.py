@@ -99,6 +99,7 @@ def pytest_configure(config):
             "CELERY_BROKER_URL": _isolated_broker_url(os.environ.get("LUFFY_TEST_BROKER_URL", ""))
             or f"redis://127.0.0.1:{port}/1",
             "UPLOAD_DIR": str(tmp / "uploads"),
+            "JOBS_EXPORT_DIR": str(tmp / "exports"),
             # Test workers keep their revoked ids (worker --statedb) in the session's folder.
             "WORKER_STATE_DB": str(tmp / "worker-%n.state"),
             "BANNER_REFRESH_SECONDS": "60",

@@ -143,11 +143,16 @@ class Queue:
             job_id = claim_job_id(job_id)
         parents = _as_ids(options.get("depends_on"))
         meta = options.get("meta")
-        job_id = job_id or uuid()
-        if parents:
-            dependencies.defer(celery_app, name, args, kwargs, send, parents, job_id, meta=meta)
-        else:
-            sending.send_job(celery_app, name, args, kwargs, send, job_id, meta=meta)
+        claimed, job_id = job_id is not None, job_id or uuid()
+        try:
+            if parents:
+                dependencies.defer(celery_app, name, args, kwargs, send, parents, job_id, meta)
+            else:
+                sending.send_job(celery_app, name, args, kwargs, send, job_id, meta=meta)
+        except Exception:
+            if claimed:  # nothing was sent: the id is free again
+                records.redis_client().delete(records.JOB_KEY.format(job_id))
+            raise
         return Job(job_id)
 
 
