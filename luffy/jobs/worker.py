@@ -49,9 +49,14 @@ def job_ended(sender=None, task_id=None, task=None, state=None, **extra):
     try:
         options = _job_options(task)
         ttl = options.get("failure_ttl" if state == states.FAILURE else "result_ttl")
+        # One round trip: the record's new expiry and the jobs waiting for this one.
+        pipe = records.redis_client().pipeline(transaction=False)
         if ttl is not None:
-            records.set_expiry(task_id, ttl)
-        dependencies.on_parent_end(task_id)
+            records.set_expiry(task_id, ttl, redis=pipe)
+        pipe.smembers(records.DEPENDENTS_KEY.format(task_id))
+        children = pipe.execute()[-1]
+        for child in children:
+            dependencies.evaluate(child.decode())
     except (RedisError, RuntimeError) as error:
         log.warning("Dependents of job %s not looked at: %s", task_id, error)
 
