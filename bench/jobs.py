@@ -30,7 +30,7 @@ from bench.harness import BIN, ROOT, Environment  # noqa: E402
 CALLS = int(os.environ.get("JOBS_BENCH_CALLS", "2000"))
 ROUNDS = int(os.environ.get("JOBS_BENCH_ROUNDS", "5"))
 WAITING = 100_000
-THROUGHPUT_JOBS = int(os.environ.get("JOBS_BENCH_THROUGHPUT_JOBS", "1500"))
+THROUGHPUT_JOBS = int(os.environ.get("JOBS_BENCH_THROUGHPUT_JOBS", "600"))
 
 
 def per_call(fn, calls):
@@ -217,7 +217,7 @@ def main():
         print(f"registry_overview: {overview * 1000:.1f} ms")
         print(f"admin_registry_page_1000: {page * 1000:.1f} ms")
         bare, layer = [], []
-        for _ in range(3):
+        for _ in range(ROUNDS):
             bare.append(throughput(app, celery_app, environment.env, with_layer=False))
             layer.append(throughput(app, celery_app, environment.env, with_layer=True))
         bare_rate, layer_rate = statistics.median(bare), statistics.median(layer)

@@ -1,9 +1,8 @@
 """Jobs, RQ style, on Celery: enqueue a function, hold a Job handle, browse the registries.
 
     from luffy.jobs import Queue, Retry, enqueue, get_current_job
-    from tasks.user import add
 
-    job = enqueue(add, 2, 3, result_ttl=600, retry=Retry(3, interval=[1, 5, 30]))
+    job = enqueue("tasks.user.add", 2, 3, result_ttl=600, retry=Retry(3, interval=[1, 5, 30]))
     job.get_status()  # "queued", then "started", "finished"
 
 See docs/jobs.md for every call and how RQ's words map to Celery's.

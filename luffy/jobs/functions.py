@@ -39,6 +39,8 @@ def allowed(name, packages):
 def resolve(celery_app, func, packages):
     """The registered task name of ``func``; raises FunctionNotAllowed or UnknownFunction."""
     name = task_name_of(func)
+    if name in celery_app.tasks and allowed(name, packages):
+        return name  # the usual case, checked in two lookups
     if (
         not name
         or len(name) > NAME_LIMIT
