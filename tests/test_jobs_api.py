@@ -117,7 +117,11 @@ def test_retry_waits_the_listed_intervals(app_ctx, worker, redis_client):
 def test_retry_gives_up_after_max(app_ctx, worker, redis_client):
     name = key()
     job = enqueue("tests.flaky", name, 5, retry=Retry(1, interval=0))
-    wait_status(job, "failed")
+    try:
+        wait_status(job, "failed")
+    except AssertionError:
+        print(worker.log_path.read_text(errors="replace")[-6000:])
+        raise
     assert int(redis_client.get(f"luffy:test:{name}:runs")) == 2
 
 
