@@ -216,6 +216,8 @@ def test_cancel_before_run_never_runs_and_requeue_runs_again(app, app_ctx, redis
     scheduled = Queue(queue).enqueue_in(2, "tests.record_call", name, "scheduled")
     failing = Queue(queue).enqueue("tests.fails", "requeue-me")
     kept = Queue(queue).enqueue("tests.record_call", name, "kept")
+    walker = Queue(queue).enqueue("tests.effect_once", name, 1.5)
+    assert walker.get_status() == "queued"
     queued.cancel()
     scheduled.cancel()
     assert queued.get_status() == "canceled" and scheduled.get_status() == "canceled"
@@ -223,6 +225,8 @@ def test_cancel_before_run_never_runs_and_requeue_runs_again(app, app_ctx, redis
         queued.cancel()
     process = start_worker(app, "-Q", queue, "-c", "1")
     try:
+        wait_status(walker, "started")  # the same job walks queued -> started -> finished
+        wait_status(walker, "finished")
         wait_status(kept, "finished")
         wait_status(failing, "failed")
         time.sleep(3)  # the scheduled one would be due by now
