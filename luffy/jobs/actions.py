@@ -41,11 +41,12 @@ def _run(action, job):
         job.delete()
 
 
-def apply(action, job_ids):
-    """Apply ``action`` to each job: ``(done_ids, [reason, ...], broker_error or None)``."""
+def apply(action, job_ids, limit=MAX_IDS):
+    """Apply ``action`` to each job (at most ``limit``): ``(done_ids, [reason, ...],
+    broker_error or None)``."""
     allowed, _, rule = ACTIONS[action]
     done, refused = [], []
-    for job_id in list(dict.fromkeys(job_ids))[:MAX_IDS]:
+    for job_id in list(dict.fromkeys(job_ids))[:limit]:
         try:
             job = Job.fetch(job_id)
             status = job.get_status(refresh=False)

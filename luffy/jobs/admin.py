@@ -110,8 +110,10 @@ class JobsView(SecureBaseView):
             if registry in registries.REGISTRIES
             else url_for(".index")
         )
+        limit = actions.MAX_IDS
         if name == "requeue_all":
             name, ids = "requeue", registries.ids_in(queue, registries.FAILED)
+            limit = len(ids)
         else:
             ids = [i for i in request.form.getlist("ids") if i]
         if name not in actions.ACTIONS:
@@ -120,7 +122,7 @@ class JobsView(SecureBaseView):
         if not ids:
             flash("请先选择任务", "warning")
             return redirect(back)
-        done, refused, error = actions.apply(name, ids)
+        done, refused, error = actions.apply(name, ids, limit)
         if done:
             flash(f"{actions.ACTIONS[name][1]} {len(done)} 个任务", "success")
         for reason in refused[:10]:

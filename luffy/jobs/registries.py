@@ -131,6 +131,8 @@ def _rows(queue, wanted, offset, limit):
     }
     jobs = []
     for task_id, raw in zip(ids, found, strict=True):
+        if task_id not in rows:  # deleted between the two queries
+            continue
         job = BaseJob(task_id)
         job._record = {k.decode(): v.decode("utf-8", "replace") for k, v in raw.items()}
         job._row = _row_dict(rows[task_id])
