@@ -1,8 +1,8 @@
 """Jobs: what the RQ-style layer costs over plain Celery, measured as ratios in one run.
 
 1. enqueue() of a trivial job against a bare ``.delay()`` of the same task (both publish to
-   the private Redis; medians of interleaved rounds of ``JOBS_BENCH_CALLS`` calls). Target
-   <= 1.2x.
+   the private Redis): the median time of one call, over JOBS_BENCH_CALLS x JOBS_BENCH_ROUNDS
+   calls of each, the two alternating so both meet the same load. Target <= 1.2x.
 2. Opening a registry list (the queued registry's first and a deep page, and the admin page
    through the Flask test client) with 100,000 messages waiting. Target < 1 s.
 3. Worker throughput: a worker with the job layer running jobs sent with ``enqueue`` (retry,
@@ -33,28 +33,30 @@ WAITING = 100_000
 THROUGHPUT_JOBS = int(os.environ.get("JOBS_BENCH_THROUGHPUT_JOBS", "600"))
 
 
-def per_call(fn, calls):
-    started = time.perf_counter()
-    for i in range(calls):
-        fn(i)
-    return (time.perf_counter() - started) / calls
-
-
 def enqueue_cost(app, celery_app):
+    """Median time of one ``.delay()`` and of one ``enqueue()``, the two calls alternating
+    (in turn first) so both meet the same load on a shared machine."""
     from luffy.jobs import Queue
     from tasks.user import add
 
     queue = Queue("bench-enqueue")
-    baseline, layer = [], []
+    calls = {
+        "delay": lambda i: add.apply_async((i, i), queue="bench-enqueue"),
+        "enqueue": lambda i: queue.enqueue(add, i, i),
+    }
+    times = {"delay": [], "enqueue": []}
     with app.app_context():
-        for _ in range(ROUNDS + 1):  # the first round warms up
-            baseline.append(
-                per_call(lambda i: add.apply_async((i, i), queue="bench-enqueue"), CALLS)
-            )
-            layer.append(per_call(lambda i: queue.enqueue(add, i, i), CALLS))
-        broker = celery_app.connection_for_write().default_channel.client
-        broker.delete("bench-enqueue")
-    return statistics.median(baseline[1:]), statistics.median(layer[1:])
+        for i in range(300):  # warm-up
+            calls["delay"](i)
+            calls["enqueue"](i)
+        for i in range(CALLS * ROUNDS):
+            order = ("delay", "enqueue") if i % 2 else ("enqueue", "delay")
+            for name in order:
+                started = time.perf_counter()
+                calls[name](i)
+                times[name].append(time.perf_counter() - started)
+        celery_app.connection_for_write().default_channel.client.delete("bench-enqueue")
+    return statistics.median(times["delay"]), statistics.median(times["enqueue"])
 
 
 def fill_queue(celery_app, app, queue, count):
@@ -169,7 +171,21 @@ def done_rows(app, ids):
         )
 
 
+def group_cpu_seconds(pgid):
+    """User + system CPU seconds of every live process in process group ``pgid``."""
+    total, ticks = 0, os.sysconf("SC_CLK_TCK")
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the process ended meanwhile
+            continue
+        if int(fields[2]) == pgid:
+            total += int(fields[11]) + int(fields[12])
+    return total / ticks
+
+
 def throughput(app, celery_app, env, with_layer):
+    """(jobs per second, worker CPU seconds per job) for one round."""
     from luffy.jobs import Queue, Retry
     from tasks.user import add
 
@@ -178,6 +194,7 @@ def throughput(app, celery_app, env, with_layer):
     process = start_worker(entry, env, queue)
     try:
         wait_ready(celery_app, process)
+        cpu_before = group_cpu_seconds(process.pid)
         started = time.perf_counter()
         with app.app_context():
             if with_layer:
@@ -193,7 +210,9 @@ def throughput(app, celery_app, env, with_layer):
                 ids = [add.apply_async((i, i), queue=queue).id for i in range(THROUGHPUT_JOBS)]
         while done_rows(app, ids) < len(ids):
             time.sleep(0.1)
-        return len(ids) / (time.perf_counter() - started)
+        elapsed = time.perf_counter() - started
+        cpu = group_cpu_seconds(process.pid) - cpu_before
+        return len(ids) / elapsed, cpu / len(ids)
     finally:
         os.killpg(process.pid, 15)
         process.wait(timeout=30)
@@ -220,10 +239,16 @@ def main():
         for _ in range(ROUNDS):
             bare.append(throughput(app, celery_app, environment.env, with_layer=False))
             layer.append(throughput(app, celery_app, environment.env, with_layer=True))
-        bare_rate, layer_rate = statistics.median(bare), statistics.median(layer)
+        bare_rate = statistics.median(rate for rate, _ in bare)
+        layer_rate = statistics.median(rate for rate, _ in layer)
+        bare_cpu = statistics.median(cpu for _, cpu in bare)
+        layer_cpu = statistics.median(cpu for _, cpu in layer)
         print(f"worker_without_layer: {bare_rate:.0f} jobs/s")
         print(f"worker_with_layer: {layer_rate:.0f} jobs/s")
+        print(f"worker_cpu_per_job_without_layer: {bare_cpu * 1000:.2f} ms")
+        print(f"worker_cpu_per_job_with_layer: {layer_cpu * 1000:.2f} ms")
         print(f"worker_with_vs_without: {layer_rate / bare_rate:.2f} x")
+        print(f"worker_cpu_without_vs_with: {bare_cpu / layer_cpu:.2f} x")
         print(
             f"jobs headline: enqueue {enqueue / delay:.2f}x delay; registry page "
             f"{max(first, deep, page) * 1000:.0f} ms with {waiting} waiting; worker "
