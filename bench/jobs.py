@@ -31,6 +31,54 @@ CALLS = int(os.environ.get("JOBS_BENCH_CALLS", "2000"))
 ROUNDS = int(os.environ.get("JOBS_BENCH_ROUNDS", "5"))
 WAITING = 100_000
 THROUGHPUT_JOBS = int(os.environ.get("JOBS_BENCH_THROUGHPUT_JOBS", "600"))
+# The results table lives here when the server answers (a fresh database per run): two worker
+# processes writing rows at once wait on SQLite's single writer lock, which swamps what the
+# job layer costs. Set it to "" to stay on SQLite.
+POSTGRES = os.environ.get("JOBS_BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def use_postgres(environment):
+    """Move the run's database to a fresh PostgreSQL database; returns its name or None."""
+    if not POSTGRES:
+        return None
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    from config import sqlalchemy_url
+
+    server = make_url(sqlalchemy_url(POSTGRES))
+    name = f"luffy_bench_{uuid.uuid4().hex[:8]}"
+    try:
+        engine = create_engine(server, isolation_level="AUTOCOMMIT")
+        with engine.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+        engine.dispose()
+    except Exception as error:  # no server: SQLite it is
+        print(f"# PostgreSQL not used ({type(error).__name__}); results in SQLite")
+        return None
+    url = server.set(database=name).render_as_string(hide_password=False)
+    environment.env["DATABASE_URL"] = url
+    os.environ["DATABASE_URL"] = url
+    subprocess.run(
+        [str(BIN / "flask"), "--app", "wsgi", "db", "upgrade"],
+        cwd=ROOT,
+        env=environment.env,
+        check=True,
+        capture_output=True,
+    )
+    return server, name
+
+
+def drop_postgres(created):
+    if not created:
+        return
+    from sqlalchemy import create_engine, text
+
+    server, name = created
+    engine = create_engine(server, isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    engine.dispose()
 
 
 def enqueue_cost(app, celery_app):
@@ -221,6 +269,8 @@ def throughput(app, celery_app, env, with_layer):
 def main():
     environment = Environment()
     environment.env["WORKER_STATE_DB"] = "off"
+    created = use_postgres(environment)
+    print(f"# database: {'PostgreSQL' if created else 'SQLite'}")
     try:
         from tasks.celery import app as celery_app
         from tasks.celery import flask_app as app
@@ -256,6 +306,7 @@ def main():
         )
     finally:
         environment.close()
+        drop_postgres(created)
 
 
 if __name__ == "__main__":
