@@ -38,7 +38,7 @@ REGISTRY_ACTIONS = {
     "failed": ("requeue", "delete"),
     "finished": ("delete",),
 }
-ACTION_LABELS = {"requeue": "重新入队", "cancel": "取消", "delete": "删除"}
+ACTION_LABELS = {"requeue": "重新入队", "cancel": "取消运行", "delete": "删除"}
 
 
 def checked_queue(queue):

@@ -70,16 +70,17 @@ def _entry(headers, body, content_type):
         except (ValueError, TypeError):
             pass
     options = headers.get("luffy_job") or {}
+    eta = records.parse_eta(headers.get("eta"))
     return {
         "id": headers.get("id") or "",
         "func": headers.get("task") or "",
         "args": args_text[:300],
-        "status": "queued",
+        "status": "scheduled" if eta and eta > datetime.now(UTC) else "queued",
         "description": options.get("description", "") if isinstance(options, dict) else "",
         "enqueued_at": None,
         "started_at": None,
         "ended_at": None,
-        "eta": headers.get("eta"),
+        "eta": eta,
         "worker": "",
         "result": "",
         "exc": "",

@@ -13,6 +13,7 @@ luffy/celery_results.py); Job (luffy/jobs/job.py) reads both.
 import json
 import logging
 import time
+from datetime import UTC, datetime
 
 from celery import current_app as current_celery
 from celery.signals import before_task_publish
@@ -120,6 +121,17 @@ def loads(text, default=None):
         return json.loads(text)
     except ValueError:
         return default
+
+
+def parse_eta(text):
+    """An eta from a message header or a record (ISO text) as an aware datetime, or None."""
+    if not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except (TypeError, ValueError):
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def set_expiry(task_id, seconds, redis=None):

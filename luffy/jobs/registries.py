@@ -163,7 +163,7 @@ def entry_of(job):
         "enqueued_at": job.enqueued_at,
         "started_at": job.started_at,
         "ended_at": job.ended_at,
-        "eta": job.record.get("eta"),
+        "eta": records.parse_eta(job.record.get("eta")),
         "worker": job.worker_name or "",
         "result": "" if result is None else _text(result),
         "exc": _text(exc.strip().splitlines()[-1]) if exc else "",
