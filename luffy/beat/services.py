@@ -1,6 +1,7 @@
 """Schedule services for the admin, the CLI, beat and monitoring: seeding rows from config,
 sending a task now, the next runs, beat's status, crontab descriptions."""
 
+import importlib
 import json
 import logging
 import time
@@ -13,6 +14,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from luffy.beat.entries import BadRow, Entry, spec_of
+from luffy.beat.keys import LAST_TICK_KEY, LOCK_KEY, NEXT_DUE_KEY, NEXT_DUE_PUBLISHED
 from luffy.broker import publish
 from luffy.extensions import db
 from luffy.models.base import utcnow
@@ -32,6 +35,22 @@ PUBLISHED_FRESH_SECONDS = 10
 
 
 # -- first start --------------------------------------------------------------------------
+def seed_config_rows(celery_app):
+    """Rows for the Celery app's ``beat_schedule`` (and the results cleanup Celery's own beat
+    adds when results expire and the backend cannot expire them); returns the names created."""
+    defaults = dict(celery_app.conf.beat_schedule or {})
+    if celery_app.conf.result_expires and not celery_app.backend.supports_autoexpire:
+        defaults.setdefault(
+            "celery.backend_cleanup",
+            {
+                "task": "celery.backend_cleanup",
+                "schedule": crontab("0", "4", "*"),
+                "options": {"expires": 12 * 3600},
+            },
+        )
+    return seed_from_config(defaults)
+
+
 def seed_from_config(entries):
     """Create a row for each config ``beat_schedule`` entry never seeded before.
 
@@ -117,21 +136,37 @@ def interval_row(session, seconds):
     return existing or IntervalSchedule(every=every, period=period)
 
 
+# -- task names -----------------------------------------------------------------------------
+_imported = False
+
+
+def registered_task_names():
+    """Task names the Celery app knows, after importing the modules config ``imports`` lists."""
+    global _imported
+    celery = current_app.extensions["celery"]
+    if not _imported:
+        for module in celery.conf.imports or ():
+            try:
+                importlib.import_module(module)
+            except ImportError as error:
+                log.warning("task module %s not importable: %s", module, error)
+        _imported = True
+    return sorted(
+        name
+        for name in celery.tasks
+        if not name.startswith("celery.") or name == "celery.backend_cleanup"
+    )
+
+
 # -- sending now --------------------------------------------------------------------------
 def run_now(task):
     """Send the row's task at once with its arguments and options; returns the task id.
 
-    The schedule is not touched (no last run, no count): this run is extra.
+    The schedule is not touched (no last run, no count): this run is extra. Raises BadRow
+    when the row's arguments or headers are not what beat could send.
     """
-    from luffy.beat.scheduler import entry_options
-
-    result = publish(
-        task.task,
-        json.loads(task.args or "[]"),
-        json.loads(task.kwargs or "{}"),
-        **entry_options(task),
-    )
-    return result.id
+    entry = Entry.build(spec_of(task), app=current_app.extensions["celery"])
+    return publish(entry.task, entry.args, entry.kwargs, **entry.options).id
 
 
 # -- monitoring ---------------------------------------------------------------------------
@@ -145,20 +180,12 @@ def next_due(limit=5):
     published = _published_next_due(limit)
     if published is not None:
         return published
-    from luffy.beat.scheduler import Entry, fingerprint
-    from luffy.beat.schedules import ScheduleError, schedule_from_task
-
-    celery = current_app.extensions["celery"]
     now = utcnow()
     upcoming = []
     for row in db.session.scalars(
         select(PeriodicTask).where(PeriodicTask.enabled.is_(True))
     ).unique():
-        try:
-            entry = Entry(row, schedule_from_task(row, app=celery), fingerprint(row))
-        except ScheduleError:
-            continue
-        moment = entry.refresh_due(now)
+        moment = next_run_of(row, now)
         if moment is not None:
             upcoming.append({"name": row.name, "task": row.task, "next_run_at": moment})
     upcoming.sort(key=lambda item: item["next_run_at"])
@@ -166,9 +193,6 @@ def next_due(limit=5):
 
 
 def _published_next_due(limit):
-    from luffy.beat.lock import LAST_TICK_KEY
-    from luffy.beat.scheduler import NEXT_DUE_KEY, NEXT_DUE_PUBLISHED
-
     if limit > NEXT_DUE_PUBLISHED:
         return None
     try:
@@ -183,20 +207,15 @@ def _published_next_due(limit):
     ]
 
 
-def next_run_of(row):
-    """The next run of one row (aware UTC), or None; for the admin list."""
-    from luffy.beat.scheduler import Entry, fingerprint
-    from luffy.beat.schedules import ScheduleError, schedule_from_task
-
+def next_run_of(row, now=None):
+    """The next run of one row (aware UTC), or None; worked out the way beat does it."""
     if not row.enabled or row.schedule_row is None:
         return None
     try:
-        entry = Entry(
-            row, schedule_from_task(row, app=current_app.extensions["celery"]), fingerprint(row)
-        )
-    except (ScheduleError, ValueError):
+        entry = Entry.build(spec_of(row), app=current_app.extensions["celery"])
+        return entry.refresh_due(now or utcnow())
+    except BadRow:
         return None
-    return entry.refresh_due(utcnow())
 
 
 def beat_status():
@@ -205,8 +224,6 @@ def beat_status():
     {"holder": "host:pid:token" or None, "last_tick": unix time or None,
      "seconds_since_tick": float or None, "redis": True/False}
     """
-    from luffy.beat.lock import LAST_TICK_KEY, LOCK_KEY
-
     try:
         holder, last_tick = get_redis().mget(LOCK_KEY, LAST_TICK_KEY)
     except RedisError as error:

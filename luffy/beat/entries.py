@@ -1,0 +1,219 @@
+"""A periodic task as beat holds it: built from a flat row, checked once, with its next run.
+
+Shared by the scheduler and the services that show next runs, so both work a row out the
+same way. A row that cannot be sent as written (arguments that are not JSON of the right
+shape, an unusable schedule) raises ``BadRow`` with a reason the admin shows.
+"""
+
+import json
+from datetime import timedelta
+from types import SimpleNamespace
+
+from celery.schedules import schedule as interval_schedule
+
+from luffy.beat.schedules import (
+    ScheduleError,
+    ZonedCrontab,
+    clocked,
+    schedule_from_key,
+    schedule_key,
+)
+from luffy.models.base import as_utc, utcnow
+
+# The task columns that change what beat sends or when (bookkeeping columns excluded).
+TASK_FIELDS = (
+    "id",
+    "name",
+    "task",
+    "args",
+    "kwargs",
+    "queue",
+    "routing_key",
+    "priority",
+    "headers",
+    "expires",
+    "expire_seconds",
+    "one_off",
+    "start_time",
+    "date_changed",
+    "interval_id",
+    "crontab_id",
+    "clocked_id",
+    "solar_id",
+)
+SCHEDULE_FIELDS = {
+    "interval": ("every", "period"),
+    "cron": ("minute", "hour", "day_of_week", "day_of_month", "month_of_year", "timezone"),
+    "clocked": ("clocked_time",),
+    "solar": ("event", "latitude", "longitude"),
+}
+REF_TABLES = (
+    ("interval_id", "interval_schedules"),
+    ("crontab_id", "crontab_schedules"),
+    ("clocked_id", "clocked_schedules"),
+    ("solar_id", "solar_schedules"),
+)
+
+
+class BadRow(ValueError):
+    """A row beat cannot send as written; the message says why (shown in the admin)."""
+
+
+def spec_of(task):
+    """The flat row beat reads (``luffy.beat.loader``) for an ORM ``PeriodicTask``."""
+    values = {field: getattr(task, field) for field in TASK_FIELDS}
+    values.update(
+        last_run_at=task.last_run_at, total_run_count=task.total_run_count, enabled=task.enabled
+    )
+    for prefix, relation in (("interval", "interval"), ("cron", "crontab")):
+        row = getattr(task, relation)
+        for field in SCHEDULE_FIELDS[prefix]:
+            values[f"{prefix}_{field}"] = getattr(row, field) if row is not None else None
+    values["clocked_time"] = task.clocked.clocked_time if task.clocked is not None else None
+    for field in SCHEDULE_FIELDS["solar"]:
+        values[f"solar_{field}"] = getattr(task.solar, field) if task.solar is not None else None
+    return SimpleNamespace(**values)
+
+
+def _json(text, kind, label):
+    try:
+        value = json.loads(text) if text else kind()
+    except (TypeError, ValueError) as error:
+        raise BadRow(f"{label} 不是合法的 JSON：{error}") from error
+    if not isinstance(value, kind):
+        shape = "JSON 数组" if kind is list else "JSON 对象"
+        raise BadRow(f"{label} 必须是{shape}，实际是 {type(value).__name__}")
+    return value
+
+
+def entry_options(spec):
+    """apply_async options for a row; its name travels as the ``periodic_task_name`` header."""
+    headers = _json(spec.headers, dict, "消息头 (headers)")
+    headers["periodic_task_name"] = spec.name
+    options = {"headers": headers}
+    if spec.queue:
+        options["queue"] = spec.queue
+    if spec.routing_key:
+        options["routing_key"] = spec.routing_key
+    if spec.priority is not None:
+        options["priority"] = spec.priority
+    if spec.expire_seconds:
+        options["expires"] = spec.expire_seconds
+    elif spec.expires is not None:
+        options["expires"] = as_utc(spec.expires)
+    return options
+
+
+def fingerprint(spec):
+    """A hash of everything about a row that changes what beat sends or when."""
+    return hash(
+        tuple(getattr(spec, field) for field in TASK_FIELDS)
+        + (schedule_key(spec) if any(getattr(spec, f) for f, _ in REF_TABLES) else ())
+    )
+
+
+def schedule_ref(spec):
+    """(schedule table, id) of the row's schedule, or None."""
+    for column, table in REF_TABLES:
+        value = getattr(spec, column)
+        if value is not None:
+            return table, value
+    return None
+
+
+class Entry:
+    """One enabled periodic task as beat holds it between edits."""
+
+    __slots__ = (
+        "id",
+        "name",
+        "task",
+        "args",
+        "kwargs",
+        "options",
+        "schedule",
+        "ref",
+        "one_off",
+        "start_time",
+        "expires",
+        "date_changed",
+        "last_run_at",
+        "total_run_count",
+        "fingerprint",
+        "due",
+        "expired",
+    )
+
+    def __init__(self, spec, sched, print_=None):
+        self.id = spec.id
+        self.name = spec.name
+        self.task = spec.task
+        if not self.task:
+            raise BadRow("没有任务名")
+        self.args = _json(spec.args, list, "位置参数 (args)")
+        self.kwargs = _json(spec.kwargs, dict, "关键字参数 (kwargs)")
+        self.options = entry_options(spec)
+        self.schedule = sched
+        self.ref = schedule_ref(spec)
+        self.one_off = bool(spec.one_off) or isinstance(sched, clocked)
+        self.start_time = as_utc(spec.start_time)
+        self.expires = as_utc(spec.expires)
+        self.date_changed = as_utc(spec.date_changed) or utcnow()
+        self.last_run_at = as_utc(spec.last_run_at)
+        self.total_run_count = spec.total_run_count or 0
+        self.fingerprint = print_
+        self.due = None  # cached next run (aware UTC), None when it never runs again
+        self.expired = False
+
+    @classmethod
+    def build(cls, spec, app=None, nowfun=None, cache=None):
+        """An entry for ``spec``, its schedule shared through ``cache`` (raises BadRow)."""
+        try:
+            key = schedule_key(spec)
+            sched = cache.get(key) if cache is not None else None
+            if sched is None:
+                sched = schedule_from_key(key, app=app, nowfun=nowfun)
+                if cache is not None:
+                    cache[key] = sched
+        except (ScheduleError, KeyError, TypeError, ValueError) as error:
+            raise BadRow(f"调度无法使用：{error}") from error
+        return cls(spec, sched, fingerprint(spec))
+
+    def finished(self):
+        """A one-off or clocked task that ran after its last edit."""
+        return (
+            self.one_off and self.last_run_at is not None and self.last_run_at >= self.date_changed
+        )
+
+    def next_run(self, now):
+        """When this entry should be sent next (aware UTC), or None for never."""
+        if self.finished():
+            return None
+        base = self.last_run_at or self.date_changed
+        sched = self.schedule
+        if isinstance(sched, clocked):
+            moment = sched.moment
+        elif isinstance(sched, ZonedCrontab):
+            after = base
+            if self.start_time and self.start_time > after:
+                after = self.start_time - timedelta(microseconds=1)
+            moment = sched.next_run(after)
+        elif isinstance(sched, interval_schedule):
+            moment = base + sched.run_every
+        else:  # solar: Celery measures from now
+            moment = now + sched.remaining_estimate(base)
+        if self.start_time and moment < self.start_time:
+            moment = self.start_time
+        if self.expires is not None and moment > self.expires:
+            self.expired = True
+            return None
+        return moment
+
+    def refresh_due(self, now):
+        """Work out and cache the next run; raises BadRow when it cannot be worked out."""
+        try:
+            self.due = self.next_run(now)
+        except (ScheduleError, ValueError, OverflowError) as error:
+            self.due = None
+            raise BadRow(f"无法计算下次运行时间：{error}") from error
+        return self.due
