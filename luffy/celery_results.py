@@ -15,7 +15,6 @@ the admin can see and revoke it before it runs.
 import logging
 import os
 import threading
-from datetime import UTC, datetime
 
 from celery import states
 from celery.backends.base import BaseBackend
@@ -26,23 +25,13 @@ from sqlalchemy import create_engine, delete, select
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
+from luffy.models.base import as_utc, utcnow
 from luffy.models.task_result import TaskResult
 
 log = logging.getLogger(__name__)
 
 GROUP_TASK_NAME = "celery.group"
 CLEANUP_BATCH_SIZE = 1000
-
-
-def _now():
-    return datetime.now(UTC)
-
-
-def _aware(moment):
-    """SQLite hands back naive datetimes; they are UTC."""
-    if moment is not None and moment.tzinfo is None:
-        return moment.replace(tzinfo=UTC)
-    return moment
 
 
 class DatabaseBackend(BaseBackend):
@@ -103,7 +92,7 @@ class DatabaseBackend(BaseBackend):
         with Session(self.engine) as session:
             row = session.scalar(select(TaskResult).where(TaskResult.task_id == task_id))
             if row is None:
-                row = TaskResult(task_id=task_id, created_at=_now())
+                row = TaskResult(task_id=task_id, created_at=utcnow())
                 session.add(row)
             elif row.state == states.SUCCESS:
                 # A second delivery of a finished task never replaces its result.
@@ -112,9 +101,9 @@ class DatabaseBackend(BaseBackend):
             row.result = self.encode(result)
             row.traceback = traceback
             if state == states.STARTED and row.started_at is None:
-                row.started_at = _now()
+                row.started_at = utcnow()
             if state in states.READY_STATES:
-                row.date_done = _now()
+                row.date_done = utcnow()
             self._copy_request(row, meta, request)
             session.commit()
 
@@ -152,7 +141,7 @@ class DatabaseBackend(BaseBackend):
             "result": self.decode(row.result) if row.result is not None else None,
             "traceback": row.traceback,
             "children": None,
-            "date_done": _aware(row.date_done),
+            "date_done": as_utc(row.date_done),
             "name": row.task_name,
             "args": self.decode(row.args) if row.args else [],
             "kwargs": self.decode(row.kwargs) if row.kwargs else {},
@@ -181,12 +170,12 @@ class DatabaseBackend(BaseBackend):
         with Session(self.engine) as session:
             row = session.scalar(select(TaskResult).where(TaskResult.task_id == group_id))
             if row is None:
-                row = TaskResult(task_id=group_id, created_at=_now())
+                row = TaskResult(task_id=group_id, created_at=utcnow())
                 session.add(row)
             row.task_name = GROUP_TASK_NAME
             row.state = states.SUCCESS
             row.result = payload
-            row.date_done = _now()
+            row.date_done = utcnow()
             session.commit()
         return result
 
@@ -202,7 +191,7 @@ class DatabaseBackend(BaseBackend):
         return {
             "group_id": group_id,
             "result": result_from_tuple(self.decode(row.result), self.app),
-            "date_done": _aware(row.date_done),
+            "date_done": as_utc(row.date_done),
         }
 
     def _delete_group(self, group_id):
@@ -216,10 +205,20 @@ class DatabaseBackend(BaseBackend):
     def _cleanup(self):
         if not self.expires:
             return 0
-        cutoff = _now() - self.expires
-        expired = (TaskResult.date_done < cutoff) | (
+        cutoff = utcnow() - self.expires
+        # Two index range scans (finished rows by date_done, never-finished ones by
+        # created_at) rather than one OR that would read the whole table.
+        deleted = self._delete_batches(TaskResult.date_done < cutoff)
+        deleted += self._delete_batches(
             TaskResult.date_done.is_(None) & (TaskResult.created_at < cutoff)
         )
+        if deleted:
+            log.info("Removed %d expired task results.", deleted)
+        return deleted
+
+    def _delete_batches(self, expired):
+        """Delete the rows matching ``expired``, ``cleanup_batch_size`` per transaction, so
+        writers wait for one short batch at most."""
         deleted = 0
         while True:
             with Session(self.engine) as session:
@@ -233,8 +232,6 @@ class DatabaseBackend(BaseBackend):
             deleted += len(ids)
             if len(ids) < self.cleanup_batch_size:
                 break
-        if deleted:
-            log.info("Removed %d expired task results.", deleted)
         return deleted
 
     # -- delayed tasks -----------------------------------------------------------------
@@ -248,7 +245,7 @@ class DatabaseBackend(BaseBackend):
                     task_id=task_id,
                     task_name=name,
                     state=states.PENDING,
-                    created_at=_now(),
+                    created_at=utcnow(),
                     args=self.encode(list(args)),
                     kwargs=self.encode(kwargs),
                     queue=queue,

@@ -6,8 +6,8 @@ shape, an unusable schedule) raises ``BadRow`` with a reason the admin shows.
 """
 
 import json
+from collections import namedtuple
 from datetime import timedelta
-from types import SimpleNamespace
 
 from celery.schedules import schedule as interval_schedule
 
@@ -59,23 +59,38 @@ class BadRow(ValueError):
     """A row beat cannot send as written; the message says why (shown in the admin)."""
 
 
+def _schedule_labels():
+    labels = []
+    for prefix, fields in SCHEDULE_FIELDS.items():
+        labels += [field if prefix == "clocked" else f"{prefix}_{field}" for field in fields]
+    return tuple(labels)
+
+
+# The flat row beat reads (``luffy.beat.loader`` selects these columns in this order).
+SPEC_FIELDS = TASK_FIELDS + ("last_run_at", "total_run_count") + _schedule_labels()
+Spec = namedtuple("Spec", SPEC_FIELDS)
+_BOOKKEEPING_AT = len(TASK_FIELDS)
+
+
 def spec_of(task):
-    """The flat row beat reads (``luffy.beat.loader``) for an ORM ``PeriodicTask``."""
+    """The flat row for an ORM ``PeriodicTask`` (the same fields beat reads)."""
     values = {field: getattr(task, field) for field in TASK_FIELDS}
-    values.update(
-        last_run_at=task.last_run_at, total_run_count=task.total_run_count, enabled=task.enabled
-    )
-    for prefix, relation in (("interval", "interval"), ("cron", "crontab")):
-        row = getattr(task, relation)
-        for field in SCHEDULE_FIELDS[prefix]:
-            values[f"{prefix}_{field}"] = getattr(row, field) if row is not None else None
-    values["clocked_time"] = task.clocked.clocked_time if task.clocked is not None else None
-    for field in SCHEDULE_FIELDS["solar"]:
-        values[f"solar_{field}"] = getattr(task.solar, field) if task.solar is not None else None
-    return SimpleNamespace(**values)
+    values.update(last_run_at=task.last_run_at, total_run_count=task.total_run_count)
+    relations = {"interval": task.interval, "cron": task.crontab, "solar": task.solar}
+    relations["clocked"] = task.clocked
+    for prefix, fields in SCHEDULE_FIELDS.items():
+        row = relations[prefix]
+        for field in fields:
+            label = field if prefix == "clocked" else f"{prefix}_{field}"
+            values[label] = getattr(row, field) if row is not None else None
+    return Spec(**values)
 
 
 def _json(text, kind, label):
+    if text == "{}" and kind is dict:
+        return {}  # the common case, without the parser
+    if text == "[]" and kind is list:
+        return []
     try:
         value = json.loads(text) if text else kind()
     except (TypeError, ValueError) as error:
@@ -105,11 +120,9 @@ def entry_options(spec):
 
 
 def fingerprint(spec):
-    """A hash of everything about a row that changes what beat sends or when."""
-    return hash(
-        tuple(getattr(spec, field) for field in TASK_FIELDS)
-        + (schedule_key(spec) if any(getattr(spec, f) for f, _ in REF_TABLES) else ())
-    )
+    """A hash of everything about a row that changes what beat sends or when: all its fields
+    but the bookkeeping ones (last run, run count)."""
+    return hash((spec[:_BOOKKEEPING_AT], spec[_BOOKKEEPING_AT + 2 :]))
 
 
 def schedule_ref(spec):
@@ -166,7 +179,7 @@ class Entry:
         self.expired = False
 
     @classmethod
-    def build(cls, spec, app=None, nowfun=None, cache=None):
+    def build(cls, spec, app=None, nowfun=None, cache=None, print_=None):
         """An entry for ``spec``, its schedule shared through ``cache`` (raises BadRow)."""
         try:
             key = schedule_key(spec)
@@ -177,7 +190,7 @@ class Entry:
                     cache[key] = sched
         except (ScheduleError, KeyError, TypeError, ValueError) as error:
             raise BadRow(f"调度无法使用：{error}") from error
-        return cls(spec, sched, fingerprint(spec))
+        return cls(spec, sched, fingerprint(spec) if print_ is None else print_)
 
     def finished(self):
         """A one-off or clocked task that ran after its last edit."""

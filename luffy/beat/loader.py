@@ -5,7 +5,7 @@ version."""
 from sqlalchemy import delete, func, select
 
 from luffy.beat.changes import current_version
-from luffy.beat.entries import REF_TABLES, SCHEDULE_FIELDS, TASK_FIELDS
+from luffy.beat.entries import REF_TABLES, SCHEDULE_FIELDS, SPEC_FIELDS, TASK_FIELDS
 from luffy.models.schedule import (
     ClockedSchedule,
     CrontabSchedule,
@@ -33,6 +33,7 @@ def _spec_select():
         for field in SCHEDULE_FIELDS[prefix]:
             label = field if prefix == "clocked" else f"{prefix}_{field}"
             columns.append(getattr(model, field).label(label))
+    assert tuple(column.key for column in columns) == SPEC_FIELDS  # fingerprint relies on it
     return (
         select(*columns)
         .select_from(PeriodicTask)

@@ -35,7 +35,9 @@ class Plan:
             if old is not None and old.fingerprint == print_:
                 entry = old
             else:
-                entry = Entry.build(spec, app=self.app, nowfun=self.clock, cache=self.cache)
+                entry = Entry.build(
+                    spec, app=self.app, nowfun=self.clock, cache=self.cache, print_=print_
+                )
                 if old is not None:
                     entry.last_run_at = old.last_run_at
                     entry.total_run_count = old.total_run_count

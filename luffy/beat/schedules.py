@@ -62,11 +62,17 @@ class ZonedCrontab(crontab):
         self._sorted_hours = sorted(self.hour)
         self._sorted_minutes = sorted(self.minute)
         self._every_hour = len(self.hour) == 24
+        # Rows sharing this schedule were mostly sent in the same tick, so they ask for the
+        # run after the same moment: remember the last answers.
+        self._memo = {}
 
     # -- the next run -------------------------------------------------------------------
     def next_run(self, after):
         """The first moment strictly after ``after`` (aware) when this crontab fires, in UTC."""
         after = as_utc(after)
+        memo = self._memo.get(after)
+        if memo is not None:
+            return memo
         start = after.astimezone(self.zone).replace(tzinfo=None, second=0, microsecond=0)
         if self._near_change(after):
             start -= DST_MARGIN  # wall clock may have gone back: earlier local times can be ahead
@@ -81,6 +87,9 @@ class ZonedCrontab(crontab):
                 break
         if best is None:
             raise ScheduleError("这个 crontab 永远不会运行")
+        if len(self._memo) >= 256:
+            self._memo.clear()
+        self._memo[after] = best
         return best
 
     def _near_change(self, moment):

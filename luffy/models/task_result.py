@@ -21,6 +21,13 @@ class TaskResult(db.Model):
         Index("ix_task_results_task_name_created_at", "task_name", "created_at"),
         Index("ix_task_results_periodic_task_name_created_at", "periodic_task_name", "created_at"),
         Index("ix_task_results_state_date_done", "state", "date_done"),
+        # The admin's search is a task id's beginning (LIKE 'abc%'): PostgreSQL reads such a
+        # prefix from an index only with the pattern operator class.
+        Index(
+            "ix_task_results_task_id_prefix",
+            "task_id",
+            postgresql_ops={"task_id": "varchar_pattern_ops"},
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -34,10 +34,19 @@ def upgrade():
             batch_op.create_index(name, columns, unique=False)
         for name in REPLACED:
             batch_op.drop_index(name)
+        # The admin's search is a task id's beginning (LIKE 'abc%'): PostgreSQL reads such a
+        # prefix from an index only with the pattern operator class.
+        batch_op.create_index(
+            "ix_task_results_task_id_prefix",
+            ["task_id"],
+            unique=False,
+            postgresql_ops={"task_id": "varchar_pattern_ops"},
+        )
 
 
 def downgrade():
     with op.batch_alter_table("task_results", schema=None) as batch_op:
+        batch_op.drop_index("ix_task_results_task_id_prefix")
         for name, columns in REPLACED.items():
             batch_op.create_index(name, columns, unique=False)
         for name in ADDED:
