@@ -28,8 +28,6 @@ from datetime import timedelta
 
 from celery.beat import Scheduler
 from celery.utils.log import get_logger
-from kombu.exceptions import EncodeError
-from kombu.exceptions import OperationalError as BrokerError
 from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -39,11 +37,13 @@ from luffy.beat.entries import BadRow
 from luffy.beat.keys import APPLIED_VERSION_KEY, LOCK_KEY, NEXT_DUE_KEY, NEXT_DUE_PUBLISHED
 from luffy.beat.lock import BeatLock
 from luffy.beat.plan import Plan
+from luffy.beat.sending import send_entry
 from luffy.beat.services import seed_config_rows
 from luffy.models.base import as_utc
 
 log = get_logger(__name__)
 SEND_RETRY_SECONDS = 5.0
+SEND_SLICE_SECONDS = 0.5
 CHANGE_LOG_KEPT = timedelta(days=1)
 
 
@@ -265,7 +265,9 @@ class DatabaseScheduler(Bookkeeping, Scheduler):
     def _send_due(self):
         sent = 0
         now = as_utc(self.clock())
-        while self.lock.still_valid():  # renewal too old: another beat may hold it by now
+        # A long backlog is sent over several ticks, so edits keep being read in between.
+        until = time.monotonic() + SEND_SLICE_SECONDS
+        while self.lock.still_valid() and time.monotonic() < until:
             entry = self.plan.pop_due(now)
             if entry is None:
                 break
@@ -294,41 +296,7 @@ class DatabaseScheduler(Bookkeeping, Scheduler):
     def _send(self, entry):
         """True when sent; False when the broker failed (retry); a reason when the row is bad."""
         log.info("Scheduler: Sending due task %s (%s)", entry.name, entry.task)
-        options = dict(entry.options, headers=dict(entry.options["headers"]))
-        try:
-            task = self.app.tasks.get(entry.task)
-            if task is not None:
-                task.apply_async(entry.args, entry.kwargs, producer=self.producer, **options)
-            else:
-                self.app.send_task(
-                    entry.task, entry.args, entry.kwargs, producer=self.producer, **options
-                )
-        except (BrokerError, OSError, *self._connection_errors()) as error:
-            log.error(
-                "beat: could not send %r, broker unavailable; retrying in %ss: %s",
-                entry.name,
-                SEND_RETRY_SECONDS,
-                error,
-            )
-            return False
-        except (TypeError, ValueError, EncodeError) as error:
-            # Celery's argument check or the serializer refused what the row holds: sending
-            # it again would fail the same way.
-            return f"Celery 拒绝发送：{type(error).__name__}: {error}"[:500]
-        except Exception:  # anything else: not provably the row's fault; retry
-            log.exception(
-                "beat: could not send %r; retrying in %ss", entry.name, SEND_RETRY_SECONDS
-            )
-            return False
-        return True
-
-    def _connection_errors(self):
-        if not hasattr(self, "_broker_errors"):
-            try:
-                self._broker_errors = tuple(self.app.connection_for_write().connection_errors)
-            except Exception:  # an unknown transport: the generic errors above still apply
-                self._broker_errors = ()
-        return self._broker_errors
+        return send_entry(self.app, self.producer, entry, SEND_RETRY_SECONDS)
 
     def _sleep_time(self):
         if self._sweep is not None:
