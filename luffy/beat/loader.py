@@ -49,8 +49,11 @@ SPECS = _spec_select()
 
 
 def all_specs(connection):
-    """Every enabled row, streamed."""
-    return connection.execution_options(yield_per=5000).execute(SPECS.order_by(PeriodicTask.id))
+    """Every enabled row, streamed, the longest since its last run (or edit) first."""
+    stalest = func.coalesce(PeriodicTask.last_run_at, PeriodicTask.date_changed)
+    return connection.execution_options(yield_per=5000).execute(
+        SPECS.order_by(stalest, PeriodicTask.id)
+    )
 
 
 def spec_chunk(connection, after_id, size):

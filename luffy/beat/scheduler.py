@@ -44,13 +44,14 @@ from luffy.models.base import as_utc
 log = get_logger(__name__)
 SEND_RETRY_SECONDS = 5.0
 SEND_SLICE_SECONDS = 0.5
+LOAD_CHUNK = 5000
 CHANGE_LOG_KEPT = timedelta(days=1)
 
 
 class DatabaseScheduler(Bookkeeping, Scheduler):
     """The default scheduler of ``celery -A tasks beat`` (``beat_scheduler`` in config.py)."""
 
-    max_interval = 1.0
+    max_interval = 0.5
     sync_every = 5.0
 
     def __init__(self, app, *args, **kwargs):
@@ -58,7 +59,7 @@ class DatabaseScheduler(Bookkeeping, Scheduler):
         config = self.flask_app.config
         self.lock_timeout = float(config.get("BEAT_LOCK_TIMEOUT", 30))
         self.full_reload_every = float(config.get("BEAT_FULL_RELOAD_SECONDS", 300))
-        self.change_check_every = float(config.get("BEAT_CHANGE_CHECK_SECONDS", 1.0))
+        self.change_check_every = float(config.get("BEAT_CHANGE_CHECK_SECONDS", 0.5))
         self.reload_chunk = int(config.get("BEAT_RELOAD_CHUNK", 2000))
         self.clock = app.now  # replaced in tests to drive time
         self.plan = Plan(app, lambda: self.clock())
@@ -190,7 +191,11 @@ class DatabaseScheduler(Bookkeeping, Scheduler):
             self._database_ok()
 
     def _load_everything(self, now):
-        """Every enabled row, at once: at start and when taking over from another beat."""
+        """Every enabled row: at start and when taking over from another beat.
+
+        The stalest rows come first, and what is due is sent after each chunk, so an
+        overdue task does not wait for the last of 100,000 rows to load.
+        """
         started = time.monotonic()
         with self.engine.connect() as connection:
             version = loader.changes_since(connection, None).version
@@ -198,6 +203,8 @@ class DatabaseScheduler(Bookkeeping, Scheduler):
             for spec in loader.all_specs(connection):
                 self._put(spec, now)
                 kept.add(spec.id)
+                if len(kept) % LOAD_CHUNK == 0 and self._send_due():
+                    self.sync()
         for entry_id in set(self.plan.entries) - kept:
             self.plan.remove(entry_id)
         self._version, self._sweep, self._plan_changed = version, None, True
