@@ -25,9 +25,9 @@ BEAT_ENV = {"BEAT_LOCK_TIMEOUT": "4", "BEAT_CHANGE_CHECK_SECONDS": "0.5"}
 
 # -- processes ----------------------------------------------------------------------------
 def start_beat(extra_env=None):
-    """A real ``celery -A tasks beat`` subprocess (max loop interval 1 s, the default here)."""
+    """A real ``celery -A tasks beat`` subprocess (it ticks at least every 0.5 s)."""
     log_path = RUNTIME["tmp"] / f"beat-{uuid.uuid4().hex[:6]}.log"
-    log_file = open(log_path, "wb")
+    log_file = open(log_path, "wb")  # noqa: SIM115  (the beat writes to it until it stops)
     process = subprocess.Popen(
         [str(BIN / "celery"), "-A", "tasks", "beat", "-l", "INFO", "--no-enable-remote-control"],
         cwd=ROOT,
@@ -410,3 +410,45 @@ def test_beat_survives_a_database_outage_and_reconnects(
         )
     sent = len(runs(redis_client, "steady")) + len(runs(redis_client, "after"))
     assert total == sent, beat_log(process)[-3000:]
+
+
+# -- one bad row never stops beat ---------------------------------------------------------
+def test_bad_rows_written_outside_the_admin_are_disabled_and_beat_goes_on(
+    app, redis_client, probe_worker, beat
+):
+    add_task(app, "steady-good", "good")
+    bad = {
+        "bad-args": ("args", "not json", "不是合法的 JSON"),
+        "bad-headers": ("headers", "[]", "必须是JSON 对象"),
+        "bad-kwargs": ("kwargs", "[1]", "必须是JSON 对象"),
+        "args-object": ("args", '{"a": 1}', "必须是JSON 数组"),
+    }
+    for name, (column, value, _) in bad.items():
+        row_id = add_task(app, name, name)
+        with app.app_context():  # SQL, a migration or another tool: no form checks
+            db.session.execute(
+                text(f"UPDATE periodic_tasks SET {column} = :value WHERE id = :id"),
+                {"value": value, "id": row_id},
+            )
+            db.session.commit()
+    process = beat()
+    assert wait_for(lambda: len(runs(redis_client, "good")) >= 3, 30), beat_log(process)[-3000:]
+    assert process.poll() is None, beat_log(process)[-3000:]
+    with app.app_context():
+        rows = {
+            row.name: row
+            for row in db.session.scalars(
+                select(PeriodicTask).where(PeriodicTask.name.in_(list(bad)))
+            ).unique()
+        }
+        for name, (_, _, reason) in bad.items():
+            assert rows[name].enabled is False and reason in rows[name].disabled_reason, name
+    log = beat_log(process)
+    for name in bad:
+        assert log.count(f"periodic task '{name}' cannot be sent") == 1, log[-3000:]
+    stop_beat(process)
+
+    # The next start finds them disabled: nothing to complain about, and it runs.
+    again = beat()
+    assert wait_for(lambda: len(runs(redis_client, "good")) >= 6, 30), beat_log(again)[-3000:]
+    assert "cannot be sent" not in beat_log(again) and again.poll() is None
