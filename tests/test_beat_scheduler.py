@@ -299,7 +299,7 @@ CRONTAB = {
         ({"minute": "61"}, "crontab 无效"),
         ({"hour": "a-b"}, "crontab 无效"),
         ({"day_of_week": "9"}, "crontab 无效"),
-        ({"timezone": "Mars/Olympus"}, "Not a valid choice"),
+        ({"timezone": "Mars/Olympus"}, "不是有效的选择"),  # WTForms, in the site's language
     ],
 )
 def test_admin_refuses_a_bad_crontab(app, admin_client, fields, message):
