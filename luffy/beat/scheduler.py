@@ -37,13 +37,14 @@ from luffy.beat.entries import BadRow
 from luffy.beat.keys import APPLIED_VERSION_KEY, LOCK_KEY, NEXT_DUE_KEY, NEXT_DUE_PUBLISHED
 from luffy.beat.lock import BeatLock
 from luffy.beat.plan import Plan
-from luffy.beat.sending import send_entry
+from luffy.beat.sending import send_group
 from luffy.beat.services import seed_config_rows
 from luffy.models.base import as_utc
 
 log = get_logger(__name__)
 SEND_RETRY_SECONDS = 5.0
 SEND_SLICE_SECONDS = 0.5
+SEND_GROUP = 100  # messages per publish batch
 LOAD_CHUNK = 5000
 CHANGE_LOG_KEPT = timedelta(days=1)
 
@@ -275,35 +276,40 @@ class DatabaseScheduler(Bookkeeping, Scheduler):
         # A long backlog is sent over several ticks, so edits keep being read in between.
         until = time.monotonic() + SEND_SLICE_SECONDS
         while self.lock.still_valid() and time.monotonic() < until:
-            entry = self.plan.pop_due(now)
-            if entry is None:
+            group = []
+            while len(group) < SEND_GROUP:
+                entry = self.plan.pop_due(now)
+                if entry is None:
+                    break
+                group.append(entry)
+            if not group:
                 break
-            outcome = self._send(entry)
-            if outcome is True:
-                sent += 1
-                self._ran(entry, now)
-                try:
-                    entry.refresh_due(now)
-                except BadRow as error:
-                    self.plan.remove(entry.id)
-                    self._disable(entry.id, entry.name, entry.date_changed, str(error))
-                    continue
-                if entry.due is None:
-                    self._retire(entry)
-                    continue
-            elif outcome is False:
-                entry.due = now + timedelta(seconds=SEND_RETRY_SECONDS)
-            else:
-                self.plan.remove(entry.id)
-                self._disable(entry.id, entry.name, entry.date_changed, outcome)
-                continue
-            self.plan.push(entry)
+            outcomes = send_group(self.app, self.producer, group, SEND_RETRY_SECONDS)
+            for entry, outcome in zip(group, outcomes, strict=True):
+                sent += self._settle(entry, outcome, now)
         return sent
 
-    def _send(self, entry):
-        """True when sent; False when the broker failed (retry); a reason when the row is bad."""
-        log.info("Scheduler: Sending due task %s (%s)", entry.name, entry.task)
-        return send_entry(self.app, self.producer, entry, SEND_RETRY_SECONDS)
+    def _settle(self, entry, outcome, now):
+        """Book one send's outcome and plan the entry's next run; 1 when it was sent."""
+        if outcome is True:
+            self._ran(entry, now)
+            try:
+                entry.refresh_due(now)
+            except BadRow as error:
+                self.plan.remove(entry.id)
+                self._disable(entry.id, entry.name, entry.date_changed, str(error))
+                return 1
+            if entry.due is None:
+                self._retire(entry)
+                return 1
+        elif outcome is False:
+            entry.due = now + timedelta(seconds=SEND_RETRY_SECONDS)
+        else:
+            self.plan.remove(entry.id)
+            self._disable(entry.id, entry.name, entry.date_changed, outcome)
+            return 0
+        self.plan.push(entry)
+        return int(outcome is True)
 
     def _sleep_time(self):
         if self._sweep is not None:
