@@ -17,8 +17,8 @@ from flask import current_app
 from kombu.exceptions import ChannelError
 from sqlalchemy import select
 
+import luffy.result_queries as result_queries
 from config import TASK_QUEUES
-from luffy import result_queries
 from luffy.beat.keys import LAST_TICK_KEY, LOCK_KEY
 from luffy.extensions import db
 from luffy.models.base import as_utc
