@@ -609,3 +609,14 @@ def test_beat_keeps_sending_while_sqlite_is_locked_and_writes_back_after(app, br
     assert not sched._db_down and not sched._pending
     with app.app_context():
         assert db.session.get(PeriodicTask, row_id).total_run_count == 2
+
+
+def test_next_due_does_not_work_out_a_huge_schedule_without_a_beat(app, monkeypatch):
+    from luffy.beat import services
+
+    add(app, "one", "q", IntervalSchedule(every=5, period="seconds"))
+    add(app, "two", "q", IntervalSchedule(every=6, period="seconds"))
+    with app.app_context():
+        assert [item["name"] for item in services.next_due(limit=5)] == ["one", "two"]
+        monkeypatch.setattr(services, "NEXT_DUE_SCAN_LIMIT", 1)
+        assert services.next_due(limit=5) is None  # the dashboard says "not available"

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from celery.schedules import crontab, schedule, solar
 from flask import current_app
 from redis.exceptions import RedisError
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 UNITS = (("days", 86400), ("hours", 3600), ("minutes", 60), ("seconds", 1))
 # A plan published by a beat that ticked within this many seconds is trusted.
 PUBLISHED_FRESH_SECONDS = 10
+NEXT_DUE_SCAN_LIMIT = 2000
 
 
 # -- first start --------------------------------------------------------------------------
@@ -175,11 +176,15 @@ def next_due(limit=5):
 
     ``next_run_at`` is an aware UTC datetime. What the running beat published (it keeps its
     next 20 in ``luffy:beat:next_due``); worked out from the database the way beat does it
-    when no beat is ticking or more are asked for.
+    when no beat is ticking or more are asked for, up to ``NEXT_DUE_SCAN_LIMIT`` enabled
+    rows; beyond that None (a page must not work out 100,000 schedules to show five).
     """
     published = _published_next_due(limit)
     if published is not None:
         return published
+    enabled = select(func.count()).select_from(PeriodicTask).where(PeriodicTask.enabled.is_(True))
+    if db.session.scalar(enabled) > NEXT_DUE_SCAN_LIMIT:
+        return None
     now = utcnow()
     upcoming = []
     for row in db.session.scalars(
