@@ -4,9 +4,9 @@ The Flask counterpart of django-celery-results: ``result_backend =
 "luffy.celery_results:DatabaseBackend"`` (the default, see config.py) keeps every result in
 the table the admin shows. With ``result_extended`` it stores the task's name, args, kwargs,
 worker, queue and retries; the periodic task's name comes from the ``periodic_task_name``
-message header the beat scheduler sets (PITFALLS 7); ``task_track_started`` fills
+message header the beat scheduler sets; ``task_track_started`` fills
 ``started_at``. ``celery.backend_cleanup`` (which beat schedules daily when ``result_expires``
-is set) deletes expired rows in batches, so a big table is never locked for long (PITFALLS 6).
+is set) deletes expired rows in batches, so a big table is never locked for long.
 
 A task queued with a countdown or an eta also gets a PENDING row when it is published, so
 the admin can see and revoke it before it runs.
@@ -41,7 +41,7 @@ class DatabaseBackend(BaseBackend):
     subpolling_interval = 0.5
     # Nothing expires by itself: beat schedules celery.backend_cleanup.
     supports_autoexpire = False
-    # Rows deleted per cleanup transaction: short locks on a big table (PITFALLS 6).
+    # Rows deleted per cleanup transaction: short locks on a big table.
     cleanup_batch_size = CLEANUP_BATCH_SIZE
 
     def __init__(self, app, url=None, **kwargs):

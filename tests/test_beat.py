@@ -1,5 +1,6 @@
 """The database beat scheduler, end to end: the admin form, a real ``celery -A tasks beat``
-process, a real worker and the private Redis broker; PITFALLS 12-20 each proved absent."""
+process, a real worker and the private Redis broker; the known failures of database
+schedulers (docs/schedules.md) each proved absent."""
 
 import json
 import os
@@ -174,7 +175,7 @@ def test_admin_form_schedule_runs_edit_applies_within_5s_and_disable_stops(
     process = beat()
     seen = wait_for(lambda: len(runs(redis_client, "admin")) >= 2, 30)
     assert seen, beat_log(process)[-3000:]
-    # The schedule's name travels in the headers and lands in the results table (PITFALLS 7).
+    # The schedule's name travels in the headers and lands in the results table.
     assert {run["periodic_task_name"] for run in runs(redis_client, "admin")} == {"probe-admin"}
     with app.app_context():
         first_id = runs(redis_client, "admin")[0]["id"]
@@ -226,7 +227,7 @@ def test_admin_form_schedule_runs_edit_applies_within_5s_and_disable_stops(
     count = len(runs(redis_client, "admin-fast"))
     time.sleep(3)
     assert len(runs(redis_client, "admin-fast")) == count, "disabled task still runs"
-    # What ran was written back: run count and last run (PITFALLS 15).
+    # What ran was written back: run count and last run.
     with app.app_context():
         row = db.session.get(PeriodicTask, task_id)
         total = len(runs(redis_client, "admin")) + len(runs(redis_client, "admin-fast"))
@@ -292,12 +293,12 @@ def test_two_beats_only_one_sends_and_the_other_takes_over(app, redis_client, pr
 
     times = sorted(run["at"] for run in runs(redis_client, "lockstep"))
     gaps = [later - earlier for earlier, later in zip(times, times[1:], strict=False)]
-    # Every second, once: two beats sending would put two runs a few ms apart (PITFALLS 16).
+    # Every second, once: two beats sending would put two runs a few ms apart.
     assert min(gaps) > 0.5, gaps
     assert len(times) <= (times[-1] - times[0]) + 2
 
 
-# -- losing the database (PITFALLS 19) ----------------------------------------------------
+# -- losing the database ----------------------------------------------------
 PG_SERVER = os.environ.get("LUFFY_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 

@@ -21,7 +21,7 @@ from luffy.models import (
 )
 from luffy.models.base import as_utc
 
-# -- PITFALLS 12, 13: crontabs in their own zone, across both DST changes ------------------
+# -- crontabs in their own zone, across both DST changes ------------------
 DST_CASES = [
     # zone, start (UTC), daily "30 1" or "30 2" sends (UTC), the DST night's hourly sends (UTC)
     pytest.param(
@@ -107,7 +107,7 @@ def test_crontab_runs_in_its_own_zone_across_dst(
         for earlier, later in zip(hourly, hourly[1:], strict=False)
     )
     assert len(hourly) == 48
-    # The name of the schedule travels in each message's headers (PITFALLS 7).
+    # The name of the schedule travels in each message's headers.
     assert {m["headers"]["periodic_task_name"] for m in broker.messages(daily_queue)} == {"daily"}
 
 
@@ -128,7 +128,7 @@ def test_crontab_timezone_is_the_rows_not_the_apps(app, broker, scheduler):
     ]  # 09:00 JST, app zone is Shanghai
 
 
-# -- PITFALLS 15: a reload never sends twice ----------------------------------------------
+# -- a reload never sends twice ----------------------------------------------
 def test_reload_after_a_lagging_database_does_not_send_again(app, broker, scheduler):
     start = utc(2027, 1, 1)
     queue = broker.queue()
@@ -160,7 +160,7 @@ def test_reload_after_a_lagging_database_does_not_send_again(app, broker, schedu
     assert broker.count(queue) == 2
 
 
-# -- PITFALLS 17: no row is skipped --------------------------------------------------------
+# -- no row is skipped --------------------------------------------------------
 def test_every_crontab_row_fires_however_many(app, broker, scheduler):
     start = utc(2027, 2, 1, 10, 0, 30)
     queue = broker.queue()
@@ -184,7 +184,7 @@ def test_every_crontab_row_fires_however_many(app, broker, scheduler):
     assert broker.count(queue) == expected
 
 
-# -- PITFALLS 18: an impossible crontab that got into the database --------------------------
+# -- an impossible crontab that got into the database --------------------------
 def test_an_impossible_crontab_in_the_database_does_not_stop_beat(app, broker, scheduler):
     start = utc(2027, 2, 1)
     queue = broker.queue()
@@ -204,7 +204,7 @@ def test_an_impossible_crontab_in_the_database_does_not_stop_beat(app, broker, s
     assert broker.count(queue) == 3 and broker.count(bad_queue) == 0
 
 
-# -- PITFALLS 20 in the scheduler: clocked runs once and disables itself --------------------
+# -- in the scheduler: clocked runs once and disables itself --------------------
 def test_clocked_runs_once_at_its_moment_then_disables(app, broker, scheduler):
     start = utc(2027, 4, 1, 8)
     queue = broker.queue()
@@ -216,7 +216,7 @@ def test_clocked_runs_once_at_its_moment_then_disables(app, broker, scheduler):
         assert (row.enabled, row.total_run_count) == (False, 1)
 
 
-# -- PITFALLS 14: every write path marks the schedule changed ------------------------------
+# -- every write path marks the schedule changed ------------------------------
 def version(app):
     with app.app_context(), db.engine.connect() as connection:
         return current_version(connection)
@@ -275,7 +275,7 @@ def test_config_entries_become_rows_once_and_edits_survive(app):
         assert rows[0].interval.seconds == 300
 
 
-# -- the admin refuses what beat could not run (PITFALLS 18) -------------------------------
+# -- the admin refuses what beat could not run -------------------------------
 def admin_post(admin_client, url, data):
     token = csrf_token_from(admin_client.get(url).get_data(as_text=True))
     return admin_client.post(url, data={**data, "csrf_token": token})
@@ -575,7 +575,7 @@ def test_an_idle_tick_reads_one_row_whatever_the_number_of_rows(app, scheduler, 
     )
 
 
-# -- a locked SQLite database is an outage too (PITFALLS 19, without a PostgreSQL server) ---
+# -- a locked SQLite database is an outage too (without a PostgreSQL server) ---------------
 def test_beat_keeps_sending_while_sqlite_is_locked_and_writes_back_after(app, broker, scheduler):
     import sqlite3
 

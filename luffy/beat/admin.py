@@ -205,7 +205,7 @@ class PeriodicTaskView(SecureModelView):
         return wanted
 
     def _set_enabled(self, ids, enabled):
-        # A bulk UPDATE, not row by row: the change marker must catch it (PITFALLS 14).
+        # A bulk UPDATE, not row by row: the change log must catch it (luffy.beat.changes).
         values = {"enabled": enabled}
         if enabled:
             values["disabled_reason"] = None

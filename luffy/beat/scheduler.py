@@ -91,7 +91,7 @@ class DatabaseScheduler(Bookkeeping, Scheduler):
 
     @schedule.setter
     def schedule(self, value):
-        pass  # the database is the schedule
+        """Celery's assignments are ignored: the database is the schedule."""
 
     @property
     def info(self):

@@ -1,7 +1,8 @@
 """Celery schedule objects built from rows: a crontab evaluated in its own time zone, a
 one-moment ``clocked`` schedule, and validation the admin shares with beat.
 
-Crontab rules across daylight-saving changes (PITFALLS 12, 13), in the row's zone:
+Crontab rules across daylight-saving changes, in the row's own zone (a crontab an hour off
+after a DST change, or read in the server's zone, is a known failure of database schedulers):
 - a wall-clock time that does not exist that day (02:30 when clocks jump from 02:00 to
   03:00) runs once, shifted forward by the jump (03:30);
 - a wall-clock time that happens twice (01:30 when clocks fall back) runs once, at the
