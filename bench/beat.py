@@ -261,7 +261,7 @@ def start_figures(site, rows, log):
         stop(beat)
         sys.exit(f"beat never sent the overdue row:\n{log.read_text()[-3000:]}")
     first = time.monotonic() - started
-    line = wait_until(lambda: loaded_line(log), 10) or ""
+    line = wait_until(lambda: loaded_line(log), 120) or ""
     load = float(line.rsplit(" in ", 1)[1].rstrip("s")) if " in " in line else float("nan")
     return beat, {"start_to_first_send": first, "load": load, "rss": proc_status(beat.pid, "VmRSS")}
 

@@ -8,7 +8,7 @@ kept and retried, and the database being away never stops the sending.
 import time
 
 from celery.utils.log import get_logger
-from sqlalchemy import update
+from sqlalchemy import bindparam, update
 from sqlalchemy.exc import SQLAlchemyError
 
 from luffy.models.base import as_utc
@@ -16,6 +16,18 @@ from luffy.models.schedule import PeriodicTask
 
 log = get_logger(__name__)
 DB_RETRY_SECONDS = 2.0
+
+
+# Runs of rows that stay enabled; bookkeeping is not an edit, so date_changed is kept.
+RUNS_WRITE_BACK = (
+    update(PeriodicTask)
+    .where(PeriodicTask.id == bindparam("row_id"))
+    .values(
+        total_run_count=PeriodicTask.total_run_count + bindparam("runs"),
+        last_run_at=bindparam("ran_at"),
+        date_changed=PeriodicTask.date_changed,
+    )
+)
 
 
 def retire_reason(entry):
@@ -77,10 +89,18 @@ class Bookkeeping:
         if not self._pending:
             return
         pending, self._pending = self._pending, {}
+        runs = [
+            {"row_id": row_id, "runs": change["runs"], "ran_at": change["last_run_at"]}
+            for row_id, change in pending.items()
+            if change["runs"] and not change["disable"]
+        ]
         try:
             with self.engine.begin() as connection:
+                if runs:  # the common case, 10,000 rows after a busy minute: one executemany
+                    connection.execute(RUNS_WRITE_BACK, runs)
                 for row_id, change in pending.items():
-                    connection.execute(self._write_back(row_id, change))
+                    if change["disable"] or not change["runs"]:
+                        connection.execute(self._write_back(row_id, change))
         except SQLAlchemyError as error:
             for row_id, change in pending.items():
                 self._merge_pending(row_id, change)

@@ -204,7 +204,8 @@ class DatabaseScheduler(Bookkeeping, Scheduler):
             for spec in loader.all_specs(connection):
                 self._put(spec, now)
                 kept.add(spec.id)
-                if len(kept) % LOAD_CHUNK == 0 and self._send_due():
+                # A short slice: the rest of the load is waiting (the freshest rows last).
+                if len(kept) % LOAD_CHUNK == 0 and self._send_due(slice_seconds=0.1):
                     self.sync()
         for entry_id in set(self.plan.entries) - kept:
             self.plan.remove(entry_id)
@@ -270,11 +271,11 @@ class DatabaseScheduler(Bookkeeping, Scheduler):
             self._retire(entry)
 
     # -- sending ------------------------------------------------------------------------
-    def _send_due(self):
+    def _send_due(self, slice_seconds=SEND_SLICE_SECONDS):
         sent = 0
         now = as_utc(self.clock())
         # A long backlog is sent over several ticks, so edits keep being read in between.
-        until = time.monotonic() + SEND_SLICE_SECONDS
+        until = time.monotonic() + slice_seconds
         while self.lock.still_valid() and time.monotonic() < until:
             group = []
             while len(group) < SEND_GROUP:
