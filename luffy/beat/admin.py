@@ -6,6 +6,7 @@ import logging
 
 from flask import current_app, flash
 from flask_admin.actions import action
+from flask_admin.babel import lazy_gettext
 from markupsafe import Markup
 from sqlalchemy import select, update
 from wtforms import FloatField, SelectField
@@ -214,6 +215,16 @@ class PeriodicTaskView(SecureModelView):
         )
         db.session.commit()
         return result.rowcount
+
+    @action(
+        "delete",
+        lazy_gettext("Delete"),
+        lazy_gettext("Are you sure you want to delete selected records?"),
+    )
+    def action_delete(self, ids):
+        # Flask-Admin binds the ids as text, which PostgreSQL refuses to compare with an
+        # integer column: hand it integers.
+        return super().action_delete(self._selected(ids))
 
     @action("enable", "启用", "启用选中的周期任务？")
     def action_enable(self, ids):
