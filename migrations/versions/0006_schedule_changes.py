@@ -1,7 +1,7 @@
 """schedule change log and the reason beat disabled a row
 
-Revision ID: 0005_schedule_changes
-Revises: 0004
+Revision ID: 0006_schedule_changes
+Revises: 0005_user_session_token
 
 ``schedule_changes`` lists what each schedule edit touched under the version it raised, so
 beat re-reads only those rows; ``periodic_tasks.disabled_reason`` says why beat disabled a row
@@ -10,8 +10,8 @@ by itself (bad arguments, an unusable schedule, expired).
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0005_schedule_changes"
-down_revision = "0004"
+revision = "0006_schedule_changes"
+down_revision = "0005_user_session_token"
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,7 @@
 """task_results indexes for a table of millions of rows
 
-Revision ID: 0006_task_result_indexes
-Revises: 0005_schedule_changes
+Revision ID: 0007_task_result_indexes
+Revises: 0006_schedule_changes
 
 The admin's result list filters by state, task name or periodic task and sorts by creation
 time; the dashboard counts the last day by state and lists recent failures. Each gets a
@@ -9,8 +9,8 @@ composite index, so none of them scans the table; the single-column indexes they
 """
 from alembic import op
 
-revision = "0006_task_result_indexes"
-down_revision = "0005_schedule_changes"
+revision = "0007_task_result_indexes"
+down_revision = "0006_schedule_changes"
 branch_labels = None
 depends_on = None
 
