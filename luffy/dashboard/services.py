@@ -32,7 +32,6 @@ KNOWN_WORKERS_KEY = "luffy:monitor:workers"  # hostname -> unix time last seen
 FORGET_WORKER_AFTER_SECONDS = 24 * 3600
 FAILURES_SHOWN = 10
 THROUGHPUT_MINUTES = 60
-STATES = ("PENDING", "STARTED", "RETRY", "SUCCESS", "FAILURE", "REVOKED")
 
 
 class Unavailable(Exception):
