@@ -156,7 +156,7 @@ class Config:
         # without an edit; edits are looked for this often.
         self.BEAT_LOCK_TIMEOUT = env_float("BEAT_LOCK_TIMEOUT", 30)
         self.BEAT_FULL_RELOAD_SECONDS = env_float("BEAT_FULL_RELOAD_SECONDS", 300)
-        self.BEAT_CHANGE_CHECK_SECONDS = env_float("BEAT_CHANGE_CHECK_SECONDS", 1.0)
+        self.BEAT_CHANGE_CHECK_SECONDS = env_float("BEAT_CHANGE_CHECK_SECONDS", 0.5)
 
         # Jobs (luffy/jobs/): the packages whose tasks enqueue() and `flask jobs enqueue` may
         # run (comma-separated), and the RabbitMQ management API used to list waiting messages

@@ -4,9 +4,9 @@ The Flask counterpart of django-celery-results: ``result_backend =
 "luffy.celery_results:DatabaseBackend"`` (the default, see config.py) keeps every result in
 the table the admin shows. With ``result_extended`` it stores the task's name, args, kwargs,
 worker, queue and retries; the periodic task's name comes from the ``periodic_task_name``
-message header the beat scheduler sets (PITFALLS 7); ``task_track_started`` fills
+message header the beat scheduler sets; ``task_track_started`` fills
 ``started_at``. ``celery.backend_cleanup`` (which beat schedules daily when ``result_expires``
-is set) deletes expired rows in batches, so a big table is never locked for long (PITFALLS 6).
+is set) deletes expired rows in batches, so a big table is never locked for long.
 
 A task queued with a countdown or an eta also gets a PENDING row when it is published, so
 the admin can see and revoke it before it runs.
@@ -26,6 +26,7 @@ from sqlalchemy import create_engine, delete, select
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
+from luffy.models.base import as_utc, utcnow
 from luffy.models.task_result import TaskResult
 
 log = logging.getLogger(__name__)
@@ -34,17 +35,6 @@ GROUP_TASK_NAME = "celery.group"
 CLEANUP_BATCH_SIZE = 1000
 # The expiry of a job kept "forever" (result_ttl=-1): the cleanup never reaches it.
 NEVER = datetime(9999, 12, 31, tzinfo=UTC)
-
-
-def _now():
-    return datetime.now(UTC)
-
-
-def _aware(moment):
-    """SQLite hands back naive datetimes; they are UTC."""
-    if moment is not None and moment.tzinfo is None:
-        return moment.replace(tzinfo=UTC)
-    return moment
 
 
 def job_expiry(request, state):
@@ -56,7 +46,7 @@ def job_expiry(request, state):
     ttl = options.get("failure_ttl" if state == states.FAILURE else "result_ttl")
     if ttl is None:
         return None
-    return NEVER if ttl < 0 else _now() + timedelta(seconds=ttl)
+    return NEVER if ttl < 0 else utcnow() + timedelta(seconds=ttl)
 
 
 class DatabaseBackend(BaseBackend):
@@ -66,7 +56,7 @@ class DatabaseBackend(BaseBackend):
     subpolling_interval = 0.5
     # Nothing expires by itself: beat schedules celery.backend_cleanup.
     supports_autoexpire = False
-    # Rows deleted per cleanup transaction: short locks on a big table (PITFALLS 6).
+    # Rows deleted per cleanup transaction: short locks on a big table.
     cleanup_batch_size = CLEANUP_BATCH_SIZE
 
     def __init__(self, app, url=None, **kwargs):
@@ -117,7 +107,7 @@ class DatabaseBackend(BaseBackend):
         with Session(self.engine) as session:
             row = session.scalar(select(TaskResult).where(TaskResult.task_id == task_id))
             if row is None:
-                row = TaskResult(task_id=task_id, created_at=_now())
+                row = TaskResult(task_id=task_id, created_at=utcnow())
                 session.add(row)
             elif row.state == states.SUCCESS:
                 # A second delivery of a finished task never replaces its result.
@@ -126,9 +116,9 @@ class DatabaseBackend(BaseBackend):
             row.result = self.encode(result)
             row.traceback = traceback
             if state == states.STARTED and row.started_at is None:
-                row.started_at = _now()
+                row.started_at = utcnow()
             if state in states.READY_STATES:
-                row.date_done = _now()
+                row.date_done = utcnow()
                 row.expires_at = job_expiry(request, state) or row.expires_at
             self._copy_request(row, meta, request)
             session.commit()
@@ -167,7 +157,7 @@ class DatabaseBackend(BaseBackend):
             "result": self.decode(row.result) if row.result is not None else None,
             "traceback": row.traceback,
             "children": None,
-            "date_done": _aware(row.date_done),
+            "date_done": as_utc(row.date_done),
             "name": row.task_name,
             "args": self.decode(row.args) if row.args else [],
             "kwargs": self.decode(row.kwargs) if row.kwargs else {},
@@ -196,12 +186,12 @@ class DatabaseBackend(BaseBackend):
         with Session(self.engine) as session:
             row = session.scalar(select(TaskResult).where(TaskResult.task_id == group_id))
             if row is None:
-                row = TaskResult(task_id=group_id, created_at=_now())
+                row = TaskResult(task_id=group_id, created_at=utcnow())
                 session.add(row)
             row.task_name = GROUP_TASK_NAME
             row.state = states.SUCCESS
             row.result = payload
-            row.date_done = _now()
+            row.date_done = utcnow()
             session.commit()
         return result
 
@@ -217,7 +207,7 @@ class DatabaseBackend(BaseBackend):
         return {
             "group_id": group_id,
             "result": result_from_tuple(self.decode(row.result), self.app),
-            "date_done": _aware(row.date_done),
+            "date_done": as_utc(row.date_done),
         }
 
     def _delete_group(self, group_id):
@@ -231,16 +221,24 @@ class DatabaseBackend(BaseBackend):
     def _cleanup(self):
         if not self.expires:
             return 0
-        now = _now()
+        now = utcnow()
         cutoff = now - self.expires
-        # A job's own expiry (result_ttl/failure_ttl) wins over result_expires.
-        expired = (TaskResult.expires_at < now) | (
-            TaskResult.expires_at.is_(None)
-            & (
-                (TaskResult.date_done < cutoff)
-                | (TaskResult.date_done.is_(None) & (TaskResult.created_at < cutoff))
-            )
+        # A job's own expiry (result_ttl/failure_ttl, luffy/jobs/) wins over result_expires.
+        # Index range scans (by expires_at, by date_done, by created_at) rather than one OR
+        # that would read the whole table.
+        unset = TaskResult.expires_at.is_(None)
+        deleted = self._delete_batches(TaskResult.expires_at < now)
+        deleted += self._delete_batches(unset & (TaskResult.date_done < cutoff))
+        deleted += self._delete_batches(
+            unset & TaskResult.date_done.is_(None) & (TaskResult.created_at < cutoff)
         )
+        if deleted:
+            log.info("Removed %d expired task results.", deleted)
+        return deleted
+
+    def _delete_batches(self, expired):
+        """Delete the rows matching ``expired``, ``cleanup_batch_size`` per transaction, so
+        writers wait for one short batch at most."""
         deleted = 0
         while True:
             with Session(self.engine) as session:
@@ -254,8 +252,6 @@ class DatabaseBackend(BaseBackend):
             deleted += len(ids)
             if len(ids) < self.cleanup_batch_size:
                 break
-        if deleted:
-            log.info("Removed %d expired task results.", deleted)
         return deleted
 
     # -- delayed tasks -----------------------------------------------------------------
@@ -269,7 +265,7 @@ class DatabaseBackend(BaseBackend):
                     task_id=task_id,
                     task_name=name,
                     state=states.PENDING,
-                    created_at=_now(),
+                    created_at=utcnow(),
                     args=self.encode(list(args)),
                     kwargs=self.encode(kwargs),
                     queue=queue,

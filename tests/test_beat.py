@@ -1,5 +1,6 @@
 """The database beat scheduler, end to end: the admin form, a real ``celery -A tasks beat``
-process, a real worker and the private Redis broker; PITFALLS 12-20 each proved absent."""
+process, a real worker and the private Redis broker; the known failures of database
+schedulers (docs/schedules.md) each proved absent."""
 
 import json
 import os
@@ -25,9 +26,9 @@ BEAT_ENV = {"BEAT_LOCK_TIMEOUT": "4", "BEAT_CHANGE_CHECK_SECONDS": "0.5"}
 
 # -- processes ----------------------------------------------------------------------------
 def start_beat(extra_env=None):
-    """A real ``celery -A tasks beat`` subprocess (max loop interval 1 s, the default here)."""
+    """A real ``celery -A tasks beat`` subprocess (it ticks at least every 0.5 s)."""
     log_path = RUNTIME["tmp"] / f"beat-{uuid.uuid4().hex[:6]}.log"
-    log_file = open(log_path, "wb")
+    log_file = open(log_path, "wb")  # noqa: SIM115  (the beat writes to it until it stops)
     process = subprocess.Popen(
         [str(BIN / "celery"), "-A", "tasks", "beat", "-l", "INFO", "--no-enable-remote-control"],
         cwd=ROOT,
@@ -174,7 +175,7 @@ def test_admin_form_schedule_runs_edit_applies_within_5s_and_disable_stops(
     process = beat()
     seen = wait_for(lambda: len(runs(redis_client, "admin")) >= 2, 30)
     assert seen, beat_log(process)[-3000:]
-    # The schedule's name travels in the headers and lands in the results table (PITFALLS 7).
+    # The schedule's name travels in the headers and lands in the results table.
     assert {run["periodic_task_name"] for run in runs(redis_client, "admin")} == {"probe-admin"}
     with app.app_context():
         first_id = runs(redis_client, "admin")[0]["id"]
@@ -226,7 +227,7 @@ def test_admin_form_schedule_runs_edit_applies_within_5s_and_disable_stops(
     count = len(runs(redis_client, "admin-fast"))
     time.sleep(3)
     assert len(runs(redis_client, "admin-fast")) == count, "disabled task still runs"
-    # What ran was written back: run count and last run (PITFALLS 15).
+    # What ran was written back: run count and last run.
     with app.app_context():
         row = db.session.get(PeriodicTask, task_id)
         total = len(runs(redis_client, "admin")) + len(runs(redis_client, "admin-fast"))
@@ -292,12 +293,12 @@ def test_two_beats_only_one_sends_and_the_other_takes_over(app, redis_client, pr
 
     times = sorted(run["at"] for run in runs(redis_client, "lockstep"))
     gaps = [later - earlier for earlier, later in zip(times, times[1:], strict=False)]
-    # Every second, once: two beats sending would put two runs a few ms apart (PITFALLS 16).
+    # Every second, once: two beats sending would put two runs a few ms apart.
     assert min(gaps) > 0.5, gaps
     assert len(times) <= (times[-1] - times[0]) + 2
 
 
-# -- losing the database (PITFALLS 19) ----------------------------------------------------
+# -- losing the database ----------------------------------------------------
 PG_SERVER = os.environ.get("LUFFY_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
@@ -410,3 +411,45 @@ def test_beat_survives_a_database_outage_and_reconnects(
         )
     sent = len(runs(redis_client, "steady")) + len(runs(redis_client, "after"))
     assert total == sent, beat_log(process)[-3000:]
+
+
+# -- one bad row never stops beat ---------------------------------------------------------
+def test_bad_rows_written_outside_the_admin_are_disabled_and_beat_goes_on(
+    app, redis_client, probe_worker, beat
+):
+    add_task(app, "steady-good", "good")
+    bad = {
+        "bad-args": ("args", "not json", "不是合法的 JSON"),
+        "bad-headers": ("headers", "[]", "必须是JSON 对象"),
+        "bad-kwargs": ("kwargs", "[1]", "必须是JSON 对象"),
+        "args-object": ("args", '{"a": 1}', "必须是JSON 数组"),
+    }
+    for name, (column, value, _) in bad.items():
+        row_id = add_task(app, name, name)
+        with app.app_context():  # SQL, a migration or another tool: no form checks
+            db.session.execute(
+                text(f"UPDATE periodic_tasks SET {column} = :value WHERE id = :id"),
+                {"value": value, "id": row_id},
+            )
+            db.session.commit()
+    process = beat()
+    assert wait_for(lambda: len(runs(redis_client, "good")) >= 3, 30), beat_log(process)[-3000:]
+    assert process.poll() is None, beat_log(process)[-3000:]
+    with app.app_context():
+        rows = {
+            row.name: row
+            for row in db.session.scalars(
+                select(PeriodicTask).where(PeriodicTask.name.in_(list(bad)))
+            ).unique()
+        }
+        for name, (_, _, reason) in bad.items():
+            assert rows[name].enabled is False and reason in rows[name].disabled_reason, name
+    log = beat_log(process)
+    for name in bad:
+        assert log.count(f"periodic task '{name}' cannot be sent") == 1, log[-3000:]
+    stop_beat(process)
+
+    # The next start finds them disabled: nothing to complain about, and it runs.
+    again = beat()
+    assert wait_for(lambda: len(runs(redis_client, "good")) >= 6, 30), beat_log(again)[-3000:]
+    assert "cannot be sent" not in beat_log(again) and again.poll() is None

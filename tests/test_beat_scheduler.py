@@ -2,13 +2,12 @@
 real test database and the real Redis broker; the change marker on every write path; the
 config seeding; the admin's validation; the monitoring helpers."""
 
-import json
 import uuid
 from datetime import UTC, datetime, timedelta
 
 import beat_tasks  # noqa: F401  (registers tests.beat_probe in this process)
 import pytest
-import redis
+from beat_helpers import add, broker_fixture, drive, scheduler_fixture, utc  # noqa: F401
 from conftest import csrf_token_from
 from sqlalchemy import select, text, update
 
@@ -22,111 +21,7 @@ from luffy.models import (
 )
 from luffy.models.base import as_utc
 
-UTC = UTC
-
-
-class Clock:
-    def __init__(self, start):
-        self.now = start
-
-    def __call__(self):
-        return self.now
-
-
-class Broker:
-    """Reads what beat put on a queue of the real Redis broker (no worker consumes it)."""
-
-    def __init__(self, app):
-        self.redis = redis.Redis.from_url(app.extensions["celery"].conf.broker_url)
-        self.queues = []
-
-    def queue(self):
-        name = f"beat-probe-{uuid.uuid4().hex[:8]}"
-        self.queues.append(name)
-        return name
-
-    def messages(self, queue):
-        return [json.loads(raw) for raw in reversed(self.redis.lrange(queue, 0, -1))]
-
-    def count(self, queue):
-        return self.redis.llen(queue)
-
-    def close(self):
-        if self.queues:
-            self.redis.delete(*self.queues)
-
-
-@pytest.fixture
-def broker(app):
-    if not app.extensions["celery"].conf.broker_url.startswith(("redis://", "rediss://")):
-        pytest.skip("reads the Redis broker's lists directly (scheduler logic, broker-independent)")
-    broker = Broker(app)
-    yield broker
-    broker.close()
-
-
-@pytest.fixture
-def scheduler(app):
-    """A DatabaseScheduler on a test-driven clock; jumps straight to the next due time."""
-    from luffy.beat.scheduler import DatabaseScheduler
-
-    made = []
-
-    def make(start):
-        sched = DatabaseScheduler(app.extensions["celery"], lazy=True)
-        sched._seeded = True  # these tests want only their own rows
-        sched.clock = Clock(start)
-        sched.max_interval = 3600.0
-        made.append(sched)
-        return sched
-
-    yield make
-    for sched in made:
-        sched.close()
-
-
-def add(app, name, queue, schedule, **fields):
-    with app.app_context():
-        row = PeriodicTask(
-            name=name,
-            task="tests.beat_probe",
-            args=json.dumps([name]),
-            queue=queue,
-            **{schedule_field(schedule): schedule},
-            **fields,
-        )
-        db.session.add(row)
-        db.session.commit()
-        return row.id
-
-
-def schedule_field(schedule):
-    return {IntervalSchedule: "interval", CrontabSchedule: "crontab", ClockedSchedule: "clocked"}[
-        type(schedule)
-    ]
-
-
-def drive(sched, until, watch):
-    """Tick, moving the clock to each wait beat asks for; returns {queue: [send times]}."""
-    sent = {queue: [] for queue in watch}
-    seen = {queue: 0 for queue in watch}
-    for _ in range(100000):
-        wait = sched.tick()
-        for queue in watch:
-            count = watch[queue]()
-            sent[queue].extend([sched.clock.now] * (count - seen[queue]))
-            seen[queue] = count
-        if sched.clock.now >= until:
-            return sent
-        sched.clock.now = min(until, sched.clock.now + timedelta(seconds=max(wait, 0.001)))
-    raise AssertionError("clock never reached the end")
-
-
-def utc(*args):
-    return datetime(*args, tzinfo=UTC)
-
-
-# -- PITFALLS 12, 13: crontabs in their own zone, across both DST changes ------------------
+# -- crontabs in their own zone, across both DST changes ------------------
 DST_CASES = [
     # zone, start (UTC), daily "30 1" or "30 2" sends (UTC), the DST night's hourly sends (UTC)
     pytest.param(
@@ -212,7 +107,7 @@ def test_crontab_runs_in_its_own_zone_across_dst(
         for earlier, later in zip(hourly, hourly[1:], strict=False)
     )
     assert len(hourly) == 48
-    # The name of the schedule travels in each message's headers (PITFALLS 7).
+    # The name of the schedule travels in each message's headers.
     assert {m["headers"]["periodic_task_name"] for m in broker.messages(daily_queue)} == {"daily"}
 
 
@@ -233,7 +128,7 @@ def test_crontab_timezone_is_the_rows_not_the_apps(app, broker, scheduler):
     ]  # 09:00 JST, app zone is Shanghai
 
 
-# -- PITFALLS 15: a reload never sends twice ----------------------------------------------
+# -- a reload never sends twice ----------------------------------------------
 def test_reload_after_a_lagging_database_does_not_send_again(app, broker, scheduler):
     start = utc(2027, 1, 1)
     queue = broker.queue()
@@ -265,7 +160,7 @@ def test_reload_after_a_lagging_database_does_not_send_again(app, broker, schedu
     assert broker.count(queue) == 2
 
 
-# -- PITFALLS 17: no row is skipped --------------------------------------------------------
+# -- no row is skipped --------------------------------------------------------
 def test_every_crontab_row_fires_however_many(app, broker, scheduler):
     start = utc(2027, 2, 1, 10, 0, 30)
     queue = broker.queue()
@@ -289,7 +184,7 @@ def test_every_crontab_row_fires_however_many(app, broker, scheduler):
     assert broker.count(queue) == expected
 
 
-# -- PITFALLS 18: an impossible crontab that got into the database --------------------------
+# -- an impossible crontab that got into the database --------------------------
 def test_an_impossible_crontab_in_the_database_does_not_stop_beat(app, broker, scheduler):
     start = utc(2027, 2, 1)
     queue = broker.queue()
@@ -309,7 +204,7 @@ def test_an_impossible_crontab_in_the_database_does_not_stop_beat(app, broker, s
     assert broker.count(queue) == 3 and broker.count(bad_queue) == 0
 
 
-# -- PITFALLS 20 in the scheduler: clocked runs once and disables itself --------------------
+# -- in the scheduler: clocked runs once and disables itself --------------------
 def test_clocked_runs_once_at_its_moment_then_disables(app, broker, scheduler):
     start = utc(2027, 4, 1, 8)
     queue = broker.queue()
@@ -321,7 +216,7 @@ def test_clocked_runs_once_at_its_moment_then_disables(app, broker, scheduler):
         assert (row.enabled, row.total_run_count) == (False, 1)
 
 
-# -- PITFALLS 14: every write path marks the schedule changed ------------------------------
+# -- every write path marks the schedule changed ------------------------------
 def version(app):
     with app.app_context(), db.engine.connect() as connection:
         return current_version(connection)
@@ -380,7 +275,7 @@ def test_config_entries_become_rows_once_and_edits_survive(app):
         assert rows[0].interval.seconds == 300
 
 
-# -- the admin refuses what beat could not run (PITFALLS 18) -------------------------------
+# -- the admin refuses what beat could not run -------------------------------
 def admin_post(admin_client, url, data):
     token = csrf_token_from(admin_client.get(url).get_data(as_text=True))
     return admin_client.post(url, data={**data, "csrf_token": token})
@@ -404,7 +299,7 @@ CRONTAB = {
         ({"minute": "61"}, "crontab 无效"),
         ({"hour": "a-b"}, "crontab 无效"),
         ({"day_of_week": "9"}, "crontab 无效"),
-        ({"timezone": "Mars/Olympus"}, "Not a valid choice"),
+        ({"timezone": "Mars/Olympus"}, "不是有效的选择"),  # WTForms, in the site's language
     ],
 )
 def test_admin_refuses_a_bad_crontab(app, admin_client, fields, message):
@@ -680,7 +575,7 @@ def test_an_idle_tick_reads_one_row_whatever_the_number_of_rows(app, scheduler, 
     )
 
 
-# -- a locked SQLite database is an outage too (PITFALLS 19, without a PostgreSQL server) ---
+# -- a locked SQLite database is an outage too (without a PostgreSQL server) ---------------
 def test_beat_keeps_sending_while_sqlite_is_locked_and_writes_back_after(app, broker, scheduler):
     import sqlite3
 
@@ -714,3 +609,14 @@ def test_beat_keeps_sending_while_sqlite_is_locked_and_writes_back_after(app, br
     assert not sched._db_down and not sched._pending
     with app.app_context():
         assert db.session.get(PeriodicTask, row_id).total_run_count == 2
+
+
+def test_next_due_does_not_work_out_a_huge_schedule_without_a_beat(app, monkeypatch):
+    from luffy.beat import services
+
+    add(app, "one", "q", IntervalSchedule(every=5, period="seconds"))
+    add(app, "two", "q", IntervalSchedule(every=6, period="seconds"))
+    with app.app_context():
+        assert [item["name"] for item in services.next_due(limit=5)] == ["one", "two"]
+        monkeypatch.setattr(services, "NEXT_DUE_SCAN_LIMIT", 1)
+        assert services.next_due(limit=5) is None  # the dashboard says "not available"

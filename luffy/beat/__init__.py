@@ -1,5 +1,11 @@
-"""Celery beat with its schedule in the database: models in ``luffy.models.schedule``, the
-scheduler in ``scheduler``, change marking in ``changes``, the single-beat lock in ``lock``."""
+"""Celery beat with its schedule in the database.
+
+Models in ``luffy.models.schedule``; ``scheduler`` (the Celery scheduler) over ``plan`` (the
+heap of next runs), ``loader`` (the queries), ``entries`` (a row as beat sends it),
+``bookkeeping`` (what beat writes back) and ``sending``; ``changes`` logs every schedule
+write; ``lock`` keeps beat single; ``keys`` names its Redis keys; ``services``, ``cli``,
+``schedule_input`` and ``admin`` are the faces people use.
+"""
 
 
 def init_app(app):

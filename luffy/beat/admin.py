@@ -1,12 +1,12 @@
 """Admin views for periodic tasks and their schedules; every save marks the schedule changed
 (``luffy.beat.changes``), so a running beat applies it within seconds."""
 
-import importlib
 import json
 import logging
 
 from flask import current_app, flash
 from flask_admin.actions import action
+from flask_admin.babel import lazy_gettext
 from markupsafe import Markup
 from sqlalchemy import select, update
 from wtforms import FloatField, SelectField
@@ -14,8 +14,9 @@ from wtforms.validators import InputRequired, NumberRange, Optional, ValidationE
 
 from luffy.admin.security import SecureModelView
 from luffy.admin.times import show
+from luffy.beat.entries import BadRow
 from luffy.beat.schedules import ScheduleError, validate_crontab_fields, zone_names
-from luffy.beat.services import describe_crontab, next_run_of, run_now
+from luffy.beat.services import describe_crontab, next_run_of, registered_task_names, run_now
 from luffy.broker import BrokerUnavailable
 from luffy.extensions import db
 from luffy.models.schedule import INTERVAL_PERIODS, SOLAR_EVENTS, PeriodicTask
@@ -40,25 +41,6 @@ SOLAR_LABELS = dict(
         strict=False,
     )
 )
-_imported = False
-
-
-def registered_task_names():
-    """Task names the Celery app knows, after importing the modules config ``imports`` lists."""
-    global _imported
-    celery = current_app.extensions["celery"]
-    if not _imported:
-        for module in celery.conf.imports or ():
-            try:
-                importlib.import_module(module)
-            except ImportError as error:
-                log.warning("task module %s not importable: %s", module, error)
-        _imported = True
-    return sorted(
-        name
-        for name in celery.tasks
-        if not name.startswith("celery.") or name == "celery.backend_cleanup"
-    )
 
 
 def json_validator(kind):
@@ -103,8 +85,10 @@ class PeriodicTaskView(SecureModelView):
         "enabled",
         "one_off",
         "next_run",
+        "expires",
         "last_run_at",
         "total_run_count",
+        "disabled_reason",
         "date_changed",
     )
     column_default_sort = ("name", False)
@@ -138,6 +122,7 @@ class PeriodicTaskView(SecureModelView):
         "expire_seconds": "消息过期秒数",
         "start_time": "开始时间",
         "description": "说明",
+        "disabled_reason": "停用原因",
     }
     form_columns = (
         "name",
@@ -212,6 +197,8 @@ class PeriodicTaskView(SecureModelView):
         for column in ("queue", "routing_key"):
             if getattr(model, column) == "":
                 setattr(model, column, None)
+        if model.enabled:
+            model.disabled_reason = None  # beat's reason no longer holds once enabled again
         super().on_model_change(form, model, is_created)
 
     def _selected(self, ids):
@@ -219,14 +206,25 @@ class PeriodicTaskView(SecureModelView):
         return wanted
 
     def _set_enabled(self, ids, enabled):
-        # A bulk UPDATE, not row by row: the change marker must catch it (PITFALLS 14).
+        # A bulk UPDATE, not row by row: the change log must catch it (luffy.beat.changes).
+        values = {"enabled": enabled}
+        if enabled:
+            values["disabled_reason"] = None
         result = db.session.execute(
-            update(PeriodicTask)
-            .where(PeriodicTask.id.in_(self._selected(ids)))
-            .values(enabled=enabled)
+            update(PeriodicTask).where(PeriodicTask.id.in_(self._selected(ids))).values(**values)
         )
         db.session.commit()
         return result.rowcount
+
+    @action(
+        "delete",
+        lazy_gettext("Delete"),
+        lazy_gettext("Are you sure you want to delete selected records?"),
+    )
+    def action_delete(self, ids):
+        # Flask-Admin binds the ids as text, which PostgreSQL refuses to compare with an
+        # integer column: hand it integers.
+        return super().action_delete(self._selected(ids))
 
     @action("enable", "启用", "启用选中的周期任务？")
     def action_enable(self, ids):
@@ -245,6 +243,8 @@ class PeriodicTaskView(SecureModelView):
         for row in rows:
             try:
                 sent.append(f"{row.name} → {run_now(row)}")
+            except BadRow as error:  # the row as written cannot be sent: say why
+                flash(f"{row.name} 无法发送：{error}", "error")
             except (
                 BrokerUnavailable
             ) as error:  # tell the admin, never a 500; the rest would fail too

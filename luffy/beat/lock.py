@@ -1,28 +1,17 @@
-"""The one-beat-at-a-time lock (PITFALLS 16), modelled on redbeat's: a Redis key with a TTL
-holding ``hostname:pid:token``, renewed by the holder on every tick and taken over by a
-waiting beat once the holder stops renewing it."""
+"""The one-beat-at-a-time lock, modelled on redbeat's: redis-py's ``Lock`` on
+``luffy:beat:lock`` holding ``hostname:pid:token``, renewed by the holder on every tick and
+taken by a waiting beat once the holder stops renewing it. Two beats would send every task
+twice; the lock makes the second one wait."""
 
+import contextlib
 import os
 import socket
 import time
 import uuid
 
-LOCK_KEY = "luffy:beat:lock"
-LAST_TICK_KEY = "luffy:beat:last_tick"
+from redis.exceptions import LockError
 
-# Take the lock if free, or keep it if ours; answer 1 when we hold it afterwards.
-ACQUIRE = """
-local holder = redis.call('get', KEYS[1])
-if holder == false or holder == ARGV[1] then
-  redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2])
-  return 1
-end
-return 0
-"""
-RELEASE = """
-if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
-return 0
-"""
+from luffy.beat.keys import LAST_TICK_KEY, LOCK_KEY
 
 
 class BeatLock:
@@ -34,17 +23,24 @@ class BeatLock:
         self.value = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.held = False
         self.renewed_at = 0.0  # monotonic time of the last successful renewal
-        self._acquire = redis.register_script(ACQUIRE)
-        self._release = redis.register_script(RELEASE)
+        # thread_local=False: the token is this process's, whichever thread renews it.
+        self._lock = redis.lock(LOCK_KEY, timeout=self.timeout, thread_local=False)
 
     def acquire(self):
-        """Take or renew the lock; False when another beat holds it (or Redis is down)."""
+        """Take or renew the lock; False when another beat holds it."""
         started = time.monotonic()
-        ok = bool(self._acquire(keys=[LOCK_KEY], args=[self.value, int(self.timeout * 1000)]))
-        self.held = ok
+        if self.held:
+            try:
+                self._lock.reacquire()  # resets the TTL only while the token is still ours
+                ok = True
+            except LockError:
+                ok = self._lock.acquire(blocking=False, token=self.value)
+        else:
+            ok = self._lock.acquire(blocking=False, token=self.value)
+        self.held = bool(ok)
         if ok:
             self.renewed_at = started
-        return ok
+        return self.held
 
     def still_valid(self):
         """Held, and renewed recently enough that nobody else can have taken it since."""
@@ -52,7 +48,9 @@ class BeatLock:
 
     def release(self):
         if self.held:
-            self._release(keys=[LOCK_KEY], args=[self.value])
+            # Expired or taken over: nothing of ours to release.
+            with contextlib.suppress(LockError):
+                self._lock.release()
         self.held = False
 
     def holder(self):

@@ -1,159 +1,58 @@
 """``DatabaseScheduler``: Celery beat reading its schedule from the database.
 
-What it does differently from django-celery-beat (PITFALLS 12-20):
-- Edits: a one-row version (``luffy.beat.changes``) is read about once a second; any change
-  reloads the schedule, and everything is reloaded every ``BEAT_FULL_RELOAD_SECONDS`` anyway.
-  No "due soon" query: every enabled row is in memory, in a heap ordered by its next run.
+What it does differently from django-celery-beat:
+- Edits: every write logs what it touched (``luffy.beat.changes``); beat reads the log about
+  once a second and re-reads only those rows. Every ``BEAT_FULL_RELOAD_SECONDS`` it re-reads
+  all rows anyway, a chunk per tick between sends, so the safety net never delays a send.
+- Scale: rows load as plain tuples, rows with equal schedules share one schedule object, and
+  the next runs sit in a heap (``luffy.beat.plan``): a tick looks at the earliest only.
 - Bookkeeping: the run time and count of what was sent are written back at the end of the
   same tick, as increments, on a bare connection (so they never look like an edit). A failed
-  write is kept and retried; a reload keeps the later of memory and database, so a reload or
+  write is kept and retried; a re-read keeps the later of memory and database, so a reload or
   a takeover never sends a run twice.
-- One beat at a time: the Redis lock ``luffy:beat:lock`` is renewed every tick and checked
+- Bad rows: a row that cannot be sent as written (arguments that are not JSON, the wrong
+  JSON shape, a schedule that never fires, arguments the task refuses) is logged once,
+  disabled with the reason (shown in the admin) and skipped; beat goes on. A broker that
+  cannot be reached is not the row's fault: the send is retried.
+- One beat at a time: the Redis lock (``luffy.beat.lock``) is renewed every tick and checked
   right before sending; a waiting beat takes over when it expires.
 - Database down: beat keeps the schedule it has, keeps sending, logs, and retries.
-- One-off and clocked tasks disable themselves after their run; ``expires`` stops a task;
+- One-off and clocked tasks disable themselves after their run; an expired task is disabled;
   ``start_time`` holds it back; crontabs run in their own zone (``luffy.beat.schedules``).
 """
 
 import contextlib
-import heapq
-import itertools
 import json
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from celery.beat import Scheduler
-from celery.schedules import crontab
-from celery.schedules import schedule as interval_schedule
 from celery.utils.log import get_logger
 from redis.exceptions import RedisError
-from sqlalchemy import select, update
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session
 
-from luffy.beat.changes import current_version
+from luffy.beat import loader
+from luffy.beat.bookkeeping import Bookkeeping
+from luffy.beat.entries import BadRow
+from luffy.beat.keys import APPLIED_VERSION_KEY, LOCK_KEY, NEXT_DUE_KEY, NEXT_DUE_PUBLISHED
 from luffy.beat.lock import BeatLock
-from luffy.beat.schedules import ScheduleError, ZonedCrontab, clocked, schedule_from_task
+from luffy.beat.plan import Plan
+from luffy.beat.sending import send_group
+from luffy.beat.services import seed_config_rows
 from luffy.models.base import as_utc
-from luffy.models.schedule import PeriodicTask
 
 log = get_logger(__name__)
-UTC = UTC
 SEND_RETRY_SECONDS = 5.0
-DB_RETRY_SECONDS = 2.0
-# The next runs beat plans, for the monitoring page (luffy.beat.services.next_due): kept
-# current by the holder of the lock, so a page never loads every row to find them.
-NEXT_DUE_KEY = "luffy:beat:next_due"
-NEXT_DUE_PUBLISHED = 20
+SEND_SLICE_SECONDS = 0.5
+SEND_GROUP = 100  # messages per publish batch
+LOAD_CHUNK = 5000
+CHANGE_LOG_KEPT = timedelta(days=1)
 
 
-def entry_options(row):
-    """apply_async options for a row; the row's name travels as the ``periodic_task_name`` header."""
-    headers = json.loads(row.headers or "{}")
-    headers["periodic_task_name"] = row.name
-    options = {"headers": headers}
-    if row.queue:
-        options["queue"] = row.queue
-    if row.routing_key:
-        options["routing_key"] = row.routing_key
-    if row.priority is not None:
-        options["priority"] = row.priority
-    if row.expire_seconds:
-        options["expires"] = row.expire_seconds
-    elif row.expires is not None:
-        options["expires"] = as_utc(row.expires)
-    return options
-
-
-def fingerprint(row):
-    """Everything about a row that changes what beat sends or when (not its bookkeeping)."""
-    sched = row.schedule_row
-    sched_fields = (
-        tuple((column.key, getattr(sched, column.key)) for column in sched.__table__.columns)
-        if sched is not None
-        else ()
-    )
-    return (
-        row.name,
-        row.task,
-        row.args,
-        row.kwargs,
-        row.queue,
-        row.routing_key,
-        row.priority,
-        row.headers,
-        as_utc(row.expires),
-        row.expire_seconds,
-        row.one_off,
-        as_utc(row.start_time),
-        as_utc(row.date_changed),
-        type(sched).__name__,
-        sched_fields,
-    )
-
-
-class Entry:
-    """One enabled periodic task as beat holds it between reloads."""
-
-    def __init__(self, row, sched, print_):
-        self.id = row.id
-        self.name = row.name
-        self.task = row.task
-        self.args = json.loads(row.args or "[]")
-        self.kwargs = json.loads(row.kwargs or "{}")
-        self.options = entry_options(row)
-        self.schedule = sched
-        self.one_off = bool(row.one_off) or isinstance(sched, clocked)
-        self.start_time = as_utc(row.start_time)
-        self.expires = as_utc(row.expires)
-        self.date_changed = as_utc(row.date_changed) or datetime.now(UTC)
-        self.last_run_at = as_utc(row.last_run_at)
-        self.total_run_count = row.total_run_count or 0
-        self.fingerprint = print_
-        self.due = None  # cached next run (aware UTC), None when it never runs again
-
-    def finished(self):
-        """A one-off or clocked task that ran after its last edit."""
-        return (
-            self.one_off and self.last_run_at is not None and self.last_run_at >= self.date_changed
-        )
-
-    def next_run(self, now):
-        """When this entry should be sent next (aware UTC), or None for never."""
-        if self.finished():
-            return None
-        base = self.last_run_at or self.date_changed
-        sched = self.schedule
-        if isinstance(sched, clocked):
-            moment = sched.moment
-        elif isinstance(sched, ZonedCrontab):
-            after = base
-            if self.start_time and self.start_time > after:
-                after = self.start_time - timedelta(microseconds=1)
-            moment = sched.next_run(after)
-        elif isinstance(sched, interval_schedule):
-            moment = base + sched.run_every
-        else:  # solar: Celery measures from now
-            moment = now + sched.remaining_estimate(base)
-        if self.start_time and moment < self.start_time:
-            moment = self.start_time
-        if self.expires is not None and moment > self.expires:
-            return None
-        return moment
-
-    def refresh_due(self, now):
-        try:
-            self.due = self.next_run(now)
-        except (ScheduleError, ValueError, OverflowError) as error:
-            log.error("beat: cannot work out the next run of %r, skipping it: %s", self.name, error)
-            self.due = None
-        return self.due
-
-
-class DatabaseScheduler(Scheduler):
+class DatabaseScheduler(Bookkeeping, Scheduler):
     """The default scheduler of ``celery -A tasks beat`` (``beat_scheduler`` in config.py)."""
 
-    max_interval = 1.0
+    max_interval = 0.5
     sync_every = 5.0
 
     def __init__(self, app, *args, **kwargs):
@@ -161,20 +60,18 @@ class DatabaseScheduler(Scheduler):
         config = self.flask_app.config
         self.lock_timeout = float(config.get("BEAT_LOCK_TIMEOUT", 30))
         self.full_reload_every = float(config.get("BEAT_FULL_RELOAD_SECONDS", 300))
-        self.change_check_every = float(config.get("BEAT_CHANGE_CHECK_SECONDS", 1.0))
+        self.change_check_every = float(config.get("BEAT_CHANGE_CHECK_SECONDS", 0.5))
+        self.reload_chunk = int(config.get("BEAT_RELOAD_CHUNK", 2000))
         self.clock = app.now  # replaced in tests to drive time
-        self.entries = {}  # id -> Entry
-        self._heap = []
-        self._seq = itertools.count()
-        self._pending = {}  # id -> {"last_run_at", "runs", "disable"} not yet in the database
-        self._version = None
-        self._loaded_at = None
-        self._checked_at = 0.0
-        self._db_retry_at = 0.0
-        self._db_down = False
+        self.plan = Plan(app, lambda: self.clock())
+        self._version = None  # the schedule version applied; None: load everything first
+        self._checked_at = None  # self.clock() time of the last look at the change log
+        self._loaded_at = None  # monotonic time the last full read finished
+        self._sweep = None  # [last id read] while re-reading every row in chunks
         self._seeded = False
         self._plan_changed = True
         self._waiting_since = None
+        self._init_bookkeeping()
         with self.flask_app.app_context():
             self.engine = self.flask_app.extensions["sqlalchemy"].engine
         self.lock = BeatLock(self.flask_app.extensions["luffy_redis"], self.lock_timeout)
@@ -185,18 +82,22 @@ class DatabaseScheduler(Scheduler):
         self._seed()
 
     @property
+    def entries(self):
+        return self.plan.entries
+
+    @property
     def schedule(self):
-        return {entry.name: entry for entry in self.entries.values()}
+        return {entry.name: entry for entry in self.plan.entries.values()}
 
     @schedule.setter
     def schedule(self, value):
-        pass  # the database is the schedule
+        """Celery's assignments are ignored: the database is the schedule."""
 
     @property
     def info(self):
         return (
             f"    . db -> {self.engine.url.render_as_string(hide_password=True)}\n"
-            f"    . lock -> luffy:beat:lock ({self.lock_timeout:g}s)"
+            f"    . lock -> {LOCK_KEY} ({self.lock_timeout:g}s)"
         )
 
     def tick(self, *args, **kwargs):
@@ -205,43 +106,16 @@ class DatabaseScheduler(Scheduler):
         monotonic = time.monotonic()
         if not self._seeded and monotonic >= self._db_retry_at:
             self._seed()
-        self._maybe_reload(monotonic)
+        if monotonic >= self._db_retry_at:
+            self._read_database(monotonic)
         sent = self._send_due()
         if sent or (self._pending and monotonic >= self._db_retry_at):
             self.sync()
-        self._note_tick()
+        with contextlib.suppress(RedisError):
+            self.lock.note_tick()
         if sent or self._plan_changed:
-            self._publish_next_due()
+            self._publish_plan()
         return self._sleep_time()
-
-    def should_sync(self):
-        return bool(self._pending) and time.monotonic() >= self._db_retry_at
-
-    def sync(self):
-        """Write the run times, counts and self-disables of what was sent (increments)."""
-        if not self._pending:
-            return
-        pending, self._pending = self._pending, {}
-        try:
-            with self.engine.begin() as connection:
-                for row_id, change in pending.items():
-                    values = {
-                        "last_run_at": change["last_run_at"],
-                        "total_run_count": PeriodicTask.total_run_count + change["runs"],
-                        # Bookkeeping is not an edit: keep date_changed as it was.
-                        "date_changed": PeriodicTask.date_changed,
-                    }
-                    if change["disable"]:
-                        values["enabled"] = False
-                    connection.execute(
-                        update(PeriodicTask).where(PeriodicTask.id == row_id).values(**values)
-                    )
-        except SQLAlchemyError as error:
-            for row_id, change in pending.items():
-                self._merge_pending(row_id, change)
-            self._database_failed("write back run times", error)
-        else:
-            self._database_ok()
 
     def close(self):
         try:
@@ -265,10 +139,8 @@ class DatabaseScheduler(Scheduler):
             if not held:
                 log.error("beat: Redis unavailable, not scheduling until it is back: %s", error)
         if held and not was_held:
-            log.info(
-                "beat: holding %s as %s; loading the schedule", "luffy:beat:lock", self.lock.value
-            )
-            self._loaded_at = None  # another beat may have run things: read them back
+            log.info("beat: holding %s as %s; loading the schedule", LOCK_KEY, self.lock.value)
+            self._version = None  # another beat may have run things: read them back
             self._waiting_since = None
         elif was_held and not held:
             log.warning("beat: lost the lock to %s; standing by", self._holder())
@@ -283,202 +155,177 @@ class DatabaseScheduler(Scheduler):
         except RedisError:
             return "?"
 
-    def _note_tick(self):
-        with contextlib.suppress(RedisError):
-            self.lock.note_tick()
-
-    def _publish_next_due(self):
-        current = (
-            item
-            for item in self._heap
-            if self.entries.get(item[2].id) is item[2] and item[2].due == item[0]
-        )
+    def _publish_plan(self):
         plan = [
-            {"name": entry.name, "task": entry.task, "next_run_at": due.isoformat()}
-            for due, _, entry in heapq.nsmallest(NEXT_DUE_PUBLISHED, current)
+            {"name": entry.name, "task": entry.task, "next_run_at": entry.due.isoformat()}
+            for entry in self.plan.upcoming(NEXT_DUE_PUBLISHED)
         ]
+        expiry = max(60, int(self.full_reload_every) * 2)
         try:
-            self.lock.redis.set(
-                NEXT_DUE_KEY, json.dumps(plan), ex=max(60, int(self.full_reload_every) * 2)
-            )
+            pipe = self.lock.redis.pipeline(transaction=False)
+            pipe.set(NEXT_DUE_KEY, json.dumps(plan), ex=expiry)
+            pipe.set(APPLIED_VERSION_KEY, self._version or 0, ex=expiry)
+            pipe.execute()
         except RedisError:
             return  # published on a later tick
         self._plan_changed = False
 
-    # -- loading ------------------------------------------------------------------------
-    def _maybe_reload(self, monotonic):
-        if monotonic < self._db_retry_at:
-            return
-        full = self._loaded_at is None or monotonic - self._loaded_at >= self.full_reload_every
-        if not full and monotonic - self._checked_at < self.change_check_every:
-            return
-        self._checked_at = monotonic
+    # -- reading the database -------------------------------------------------------------
+    def _read_database(self, monotonic):
+        now = as_utc(self.clock())
         try:
-            with self.engine.connect() as connection:
-                version = current_version(connection)
-            if full or version != self._version:
-                self._reload(version)
+            if self._version is None:
+                self._load_everything(now)
                 self._loaded_at = monotonic
+            elif self._checked_at is None or not (
+                0 <= (now - self._checked_at).total_seconds() < self.change_check_every
+            ):
+                self._checked_at = now
+                self._apply_changes(now)
+            if self._sweep is None and monotonic - (self._loaded_at or 0) >= self.full_reload_every:
+                self._sweep = [0]
+            if self._sweep is not None:
+                self._sweep_chunk(now, monotonic)
         except SQLAlchemyError as error:
             self._database_failed("read the schedule", error)
         else:
             self._database_ok()
 
-    def _reload(self, version):
-        now = as_utc(self.clock())
-        with Session(self.engine) as session:
-            rows = (
-                session.scalars(select(PeriodicTask).where(PeriodicTask.enabled.is_(True)))
-                .unique()
-                .all()
-            )
-            entries = {}
-            for row in rows:
-                entries[row.id] = self._entry_for(row, now)
-        self.entries = {key: entry for key, entry in entries.items() if entry is not None}
-        self._version = version
-        self._rebuild_heap()
-        self._plan_changed = True
+    def _load_everything(self, now):
+        """Every enabled row: at start and when taking over from another beat.
+
+        The stalest rows come first, and what is due is sent after each chunk, so an
+        overdue task does not wait for the last of 100,000 rows to load.
+        """
+        started = time.monotonic()
+        with self.engine.connect() as connection:
+            version = loader.changes_since(connection, None).version
+            kept = set()
+            for spec in loader.all_specs(connection):
+                self._put(spec, now)
+                kept.add(spec.id)
+                # A short slice: the rest of the load is waiting (the freshest rows last).
+                if len(kept) % LOAD_CHUNK == 0 and self._send_due(slice_seconds=0.1):
+                    self.sync()
+        for entry_id in set(self.plan.entries) - kept:
+            self.plan.remove(entry_id)
+        self._version, self._sweep, self._plan_changed = version, None, True
         log.info(
-            "beat: schedule loaded, %d enabled task(s), version %s", len(self.entries), version
+            "beat: schedule loaded, %d enabled task(s), version %s, in %.2fs",
+            len(self.plan),
+            version,
+            time.monotonic() - started,
         )
 
-    def _entry_for(self, row, now):
-        print_ = fingerprint(row)
-        old = self.entries.get(row.id)
-        if old is not None and old.fingerprint == print_:
-            entry = old
-        else:
-            try:
-                sched = schedule_from_task(row, app=self.app, nowfun=self.clock)
-            except ScheduleError as error:
-                log.error(
-                    "beat: periodic task %r has an unusable schedule, skipping it: %s",
-                    row.name,
-                    error,
-                )
-                return None
-            entry = Entry(row, sched, print_)
-            if old is not None:
-                entry.last_run_at, entry.total_run_count = old.last_run_at, old.total_run_count
-        # The later of memory and database wins: a reload never forgets a run (PITFALLS 15).
-        db_last = as_utc(row.last_run_at)
-        if db_last and (entry.last_run_at is None or db_last > entry.last_run_at):
-            entry.last_run_at = db_last
-        pending = self._pending.get(row.id)
-        entry.total_run_count = max(
-            entry.total_run_count, (row.total_run_count or 0) + (pending["runs"] if pending else 0)
-        )
-        entry.refresh_due(now)
-        return entry
+    def _apply_changes(self, now):
+        """Re-read the rows the change log names since the applied version."""
+        with self.engine.connect() as connection:
+            changes = loader.changes_since(connection, self._version)
+            if changes is None:
+                return
+            ids = set(changes.task_ids)
+            for ref in changes.refs:
+                ids.update(self.plan.by_ref.get(ref, ()))
+            ids.update(loader.tasks_using(connection, changes.refs))
+            specs = loader.specs_by_id(connection, ids)
+        for spec in specs:
+            self._put(spec, now)
+        for entry_id in ids - {spec.id for spec in specs}:
+            self.plan.remove(entry_id)  # deleted or disabled
+        if changes.everything and self._sweep is None:
+            self._sweep = [0]  # raw SQL or a bulk insert: re-read every row in the background
+        self._version, self._plan_changed = changes.version, True
+        log.info("beat: applied schedule version %s (%d row(s) re-read)", changes.version, len(ids))
 
-    def _rebuild_heap(self):
-        self._heap = [
-            (entry.due, next(self._seq), entry)
-            for entry in self.entries.values()
-            if entry.due is not None
+    def _sweep_chunk(self, now, monotonic):
+        """Re-read the next chunk of rows by id; rows missing from it were deleted or disabled."""
+        after = self._sweep[0]
+        with self.engine.connect() as connection:
+            specs = loader.spec_chunk(connection, after, self.reload_chunk)
+        last = specs[-1].id if len(specs) == self.reload_chunk else None
+        seen = {spec.id for spec in specs}
+        for spec in specs:
+            self._put(spec, now)
+        gone = [
+            entry_id
+            for entry_id in self.plan.entries
+            if entry_id > after and (last is None or entry_id <= last) and entry_id not in seen
         ]
-        heapq.heapify(self._heap)
+        for entry_id in gone:
+            self.plan.remove(entry_id)
+        if last is not None:
+            self._sweep[0] = last
+            return
+        self._sweep, self._loaded_at, self._plan_changed = None, monotonic, True
+        with contextlib.suppress(SQLAlchemyError), self.engine.begin() as connection:
+            loader.prune_changes(connection, now - CHANGE_LOG_KEPT)
+
+    def _put(self, spec, now):
+        pending = self._pending.get(spec.id)
+        try:
+            entry = self.plan.put(spec, now, pending["runs"] if pending else 0)
+        except BadRow as error:
+            self._disable(spec.id, spec.name, spec.date_changed, str(error))
+            return
+        if entry.due is None:
+            self._retire(entry)
 
     # -- sending ------------------------------------------------------------------------
-    def _send_due(self):
+    def _send_due(self, slice_seconds=SEND_SLICE_SECONDS):
         sent = 0
         now = as_utc(self.clock())
-        while self._heap and self._heap[0][0] <= now:
-            due, _, entry = self._heap[0]
-            if self.entries.get(entry.id) is not entry or entry.due != due:
-                heapq.heappop(self._heap)  # superseded by a reload
-                continue
-            if not self.lock.still_valid():
-                break  # renewal too old: another beat may hold it by now
-            heapq.heappop(self._heap)
-            if self._send(entry):
-                sent += 1
-                entry.last_run_at = now
-                entry.total_run_count += 1
-                self._merge_pending(
-                    entry.id, {"last_run_at": now, "runs": 1, "disable": entry.one_off}
-                )
-                entry.refresh_due(now)
-            else:
-                entry.due = now + timedelta(seconds=SEND_RETRY_SECONDS)
-            if entry.due is not None:
-                heapq.heappush(self._heap, (entry.due, next(self._seq), entry))
+        # A long backlog is sent over several ticks, so edits keep being read in between.
+        until = time.monotonic() + slice_seconds
+        while self.lock.still_valid() and time.monotonic() < until:
+            group = []
+            while len(group) < SEND_GROUP:
+                entry = self.plan.pop_due(now)
+                if entry is None:
+                    break
+                group.append(entry)
+            if not group:
+                break
+            outcomes = send_group(self.app, self.producer, group, SEND_RETRY_SECONDS)
+            for entry, outcome in zip(group, outcomes, strict=True):
+                sent += self._settle(entry, outcome, now)
         return sent
 
-    def _send(self, entry):
-        log.info("Scheduler: Sending due task %s (%s)", entry.name, entry.task)
-        options = dict(entry.options, headers=dict(entry.options["headers"]))
-        try:
-            task = self.app.tasks.get(entry.task)
-            if task is not None:
-                task.apply_async(entry.args, entry.kwargs, producer=self.producer, **options)
-            else:
-                self.app.send_task(
-                    entry.task, entry.args, entry.kwargs, producer=self.producer, **options
-                )
-        except Exception as error:  # a broker hiccup must not stop beat
-            log.error(
-                "beat: could not send %r, retrying in %ss: %s",
-                entry.name,
-                SEND_RETRY_SECONDS,
-                error,
-            )
-            return False
-        return True
-
-    def _merge_pending(self, row_id, change):
-        old = self._pending.get(row_id)
-        if old is None:
-            self._pending[row_id] = dict(change)
-            return
-        old["runs"] += change["runs"]
-        old["last_run_at"] = max(old["last_run_at"], change["last_run_at"])
-        old["disable"] = old["disable"] or change["disable"]
+    def _settle(self, entry, outcome, now):
+        """Book one send's outcome and plan the entry's next run; 1 when it was sent."""
+        if outcome is True:
+            self._ran(entry, now)
+            try:
+                entry.refresh_due(now)
+            except BadRow as error:
+                self.plan.remove(entry.id)
+                self._disable(entry.id, entry.name, entry.date_changed, str(error))
+                return 1
+            if entry.due is None:
+                self._retire(entry)
+                return 1
+        elif outcome is False:
+            entry.due = now + timedelta(seconds=SEND_RETRY_SECONDS)
+        else:
+            self.plan.remove(entry.id)
+            self._disable(entry.id, entry.name, entry.date_changed, outcome)
+            return 0
+        self.plan.push(entry)
+        return int(outcome is True)
 
     def _sleep_time(self):
+        if self._sweep is not None:
+            return 0.01  # a chunk per tick, sends checked between chunks
         wait = self.max_interval
-        if self._heap:
-            until_due = (self._heap[0][0] - as_utc(self.clock())).total_seconds()
-            wait = min(wait, max(until_due, 0.0))
+        first = self.plan.first_due()
+        if first is not None:
+            wait = min(wait, max((first - as_utc(self.clock())).total_seconds(), 0.0))
         return wait
-
-    # -- the database going away ----------------------------------------------------------
-    def _database_failed(self, doing, error):
-        self._db_retry_at = time.monotonic() + DB_RETRY_SECONDS
-        if not self._db_down:
-            log.error(
-                "beat: database unavailable (could not %s); keeping the schedule I have "
-                "and retrying every %ss: %s",
-                doing,
-                DB_RETRY_SECONDS,
-                error,
-            )
-        self._db_down = True
-
-    def _database_ok(self):
-        if self._db_down:
-            log.warning("beat: database reachable again")
-        self._db_down = False
 
     # -- first start: the config's entries become rows ------------------------------------
     def _seed(self):
-        from luffy.beat.services import seed_from_config
-
-        defaults = dict(self.app.conf.beat_schedule or {})
-        # What Celery's own beat adds when results expire and the backend cannot expire them.
-        if self.app.conf.result_expires and not self.app.backend.supports_autoexpire:
-            defaults.setdefault(
-                "celery.backend_cleanup",
-                {
-                    "task": "celery.backend_cleanup",
-                    "schedule": crontab("0", "4", "*"),
-                    "options": {"expires": 12 * 3600},
-                },
-            )
         try:
             with self.flask_app.app_context():
-                created = seed_from_config(defaults)
+                created = seed_config_rows(self.app)
         except SQLAlchemyError as error:
             self._database_failed("create the config's schedule rows", error)
             return

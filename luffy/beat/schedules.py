@@ -1,7 +1,8 @@
 """Celery schedule objects built from rows: a crontab evaluated in its own time zone, a
 one-moment ``clocked`` schedule, and validation the admin shares with beat.
 
-Crontab rules across daylight-saving changes (PITFALLS 12, 13), in the row's zone:
+Crontab rules across daylight-saving changes, in the row's own zone (a crontab an hour off
+after a DST change, or read in the server's zone, is a known failure of database schedulers):
 - a wall-clock time that does not exist that day (02:30 when clocks jump from 02:00 to
   03:00) runs once, shifted forward by the jump (03:30);
 - a wall-clock time that happens twice (01:30 when clocks fall back) runs once, at the
@@ -17,12 +18,12 @@ from celery.schedules import BaseSchedule, crontab, schedstate, schedule, solar
 
 from luffy.models.base import as_utc
 
-UTC = UTC
 # How far ahead a crontab is searched for its next run; beyond it, the row never runs.
 SEARCH_DAYS = 366 * 28
 # The largest wall-clock jump of any zone's daylight-saving change, with a margin.
 DST_MARGIN = timedelta(hours=3)
 NEVER = timedelta(days=365 * 100).total_seconds()
+PERIOD_SECONDS = {"seconds": 1, "minutes": 60, "hours": 3600, "days": 86400}
 
 
 class ScheduleError(ValueError):
@@ -62,11 +63,17 @@ class ZonedCrontab(crontab):
         self._sorted_hours = sorted(self.hour)
         self._sorted_minutes = sorted(self.minute)
         self._every_hour = len(self.hour) == 24
+        # Rows sharing this schedule were mostly sent in the same tick, so they ask for the
+        # run after the same moment: remember the last answers.
+        self._memo = {}
 
     # -- the next run -------------------------------------------------------------------
     def next_run(self, after):
         """The first moment strictly after ``after`` (aware) when this crontab fires, in UTC."""
         after = as_utc(after)
+        memo = self._memo.get(after)
+        if memo is not None:
+            return memo
         start = after.astimezone(self.zone).replace(tzinfo=None, second=0, microsecond=0)
         if self._near_change(after):
             start -= DST_MARGIN  # wall clock may have gone back: earlier local times can be ahead
@@ -81,6 +88,9 @@ class ZonedCrontab(crontab):
                 break
         if best is None:
             raise ScheduleError("这个 crontab 永远不会运行")
+        if len(self._memo) >= 256:
+            self._memo.clear()
+        self._memo[after] = best
         return best
 
     def _near_change(self, moment):
@@ -185,35 +195,46 @@ class clocked(BaseSchedule):
         return NotImplemented
 
 
-def crontab_from_row(row, app=None, nowfun=None):
-    return ZonedCrontab(
-        row.minute,
-        row.hour,
-        row.day_of_week,
-        row.day_of_month,
-        row.month_of_year,
-        tz_name=row.timezone,
-        app=app,
-        nowfun=nowfun,
-    )
+def schedule_key(spec):
+    """What makes a row's schedule what it is, as a tuple (rows with equal keys share one).
 
-
-def schedule_from_task(task, app=None, nowfun=None):
-    """The Celery schedule for a ``PeriodicTask`` row (raises ScheduleError)."""
-    if task.interval is not None:
-        return schedule(timedelta(seconds=task.interval.seconds), app=app, nowfun=nowfun)
-    if task.crontab is not None:
-        return crontab_from_row(task.crontab, app=app, nowfun=nowfun)
-    if task.clocked is not None:
-        return clocked(task.clocked.clocked_time, app=app, nowfun=nowfun)
-    if task.solar is not None:
-        try:
-            return solar(
-                task.solar.event, task.solar.latitude, task.solar.longitude, app=app, nowfun=nowfun
-            )
-        except (ValueError, ImportError) as error:
-            raise ScheduleError(f"太阳事件无效：{error}") from error
+    ``spec`` is a flat row (``luffy.beat.entries.spec_of``): schedule columns prefixed
+    ``interval_``, ``cron_``, ``clocked_`` or ``solar_``.
+    """
+    if spec.interval_id is not None:
+        return ("interval", spec.interval_every, spec.interval_period)
+    if spec.crontab_id is not None:
+        return (
+            "crontab",
+            spec.cron_minute,
+            spec.cron_hour,
+            spec.cron_day_of_week,
+            spec.cron_day_of_month,
+            spec.cron_month_of_year,
+            spec.cron_timezone,
+        )
+    if spec.clocked_id is not None:
+        return ("clocked", as_utc(spec.clocked_time))
+    if spec.solar_id is not None:
+        return ("solar", spec.solar_event, spec.solar_latitude, spec.solar_longitude)
     raise ScheduleError("周期任务没有调度")
+
+
+def schedule_from_key(key, app=None, nowfun=None):
+    """The Celery schedule for a ``schedule_key`` (raises ScheduleError)."""
+    kind = key[0]
+    if kind == "interval":
+        every, period = key[1:]
+        seconds = every * PERIOD_SECONDS[period]
+        return schedule(timedelta(seconds=seconds), app=app, nowfun=nowfun)
+    if kind == "crontab":
+        return ZonedCrontab(*key[1:6], tz_name=key[6], app=app, nowfun=nowfun)
+    if kind == "clocked":
+        return clocked(key[1], app=app, nowfun=nowfun)
+    try:
+        return solar(*key[1:], app=app, nowfun=nowfun)
+    except (ValueError, ImportError) as error:
+        raise ScheduleError(f"太阳事件无效：{error}") from error
 
 
 def validate_crontab_fields(minute, hour, day_of_week, day_of_month, month_of_year, tz_name):

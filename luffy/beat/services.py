@@ -1,6 +1,7 @@
 """Schedule services for the admin, the CLI, beat and monitoring: seeding rows from config,
 sending a task now, the next runs, beat's status, crontab descriptions."""
 
+import importlib
 import json
 import logging
 import time
@@ -9,10 +10,12 @@ from datetime import datetime, timedelta
 from celery.schedules import crontab, schedule, solar
 from flask import current_app
 from redis.exceptions import RedisError
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from luffy.beat.entries import BadRow, Entry, spec_of
+from luffy.beat.keys import LAST_TICK_KEY, LOCK_KEY, NEXT_DUE_KEY, NEXT_DUE_PUBLISHED
 from luffy.broker import publish
 from luffy.extensions import db
 from luffy.models.base import utcnow
@@ -29,9 +32,26 @@ log = logging.getLogger(__name__)
 UNITS = (("days", 86400), ("hours", 3600), ("minutes", 60), ("seconds", 1))
 # A plan published by a beat that ticked within this many seconds is trusted.
 PUBLISHED_FRESH_SECONDS = 10
+NEXT_DUE_SCAN_LIMIT = 2000
 
 
 # -- first start --------------------------------------------------------------------------
+def seed_config_rows(celery_app):
+    """Rows for the Celery app's ``beat_schedule`` (and the results cleanup Celery's own beat
+    adds when results expire and the backend cannot expire them); returns the names created."""
+    defaults = dict(celery_app.conf.beat_schedule or {})
+    if celery_app.conf.result_expires and not celery_app.backend.supports_autoexpire:
+        defaults.setdefault(
+            "celery.backend_cleanup",
+            {
+                "task": "celery.backend_cleanup",
+                "schedule": crontab("0", "4", "*"),
+                "options": {"expires": 12 * 3600},
+            },
+        )
+    return seed_from_config(defaults)
+
+
 def seed_from_config(entries):
     """Create a row for each config ``beat_schedule`` entry never seeded before.
 
@@ -117,21 +137,37 @@ def interval_row(session, seconds):
     return existing or IntervalSchedule(every=every, period=period)
 
 
+# -- task names -----------------------------------------------------------------------------
+_imported = False
+
+
+def registered_task_names():
+    """Task names the Celery app knows, after importing the modules config ``imports`` lists."""
+    global _imported
+    celery = current_app.extensions["celery"]
+    if not _imported:
+        for module in celery.conf.imports or ():
+            try:
+                importlib.import_module(module)
+            except ImportError as error:
+                log.warning("task module %s not importable: %s", module, error)
+        _imported = True
+    return sorted(
+        name
+        for name in celery.tasks
+        if not name.startswith("celery.") or name == "celery.backend_cleanup"
+    )
+
+
 # -- sending now --------------------------------------------------------------------------
 def run_now(task):
     """Send the row's task at once with its arguments and options; returns the task id.
 
-    The schedule is not touched (no last run, no count): this run is extra.
+    The schedule is not touched (no last run, no count): this run is extra. Raises BadRow
+    when the row's arguments or headers are not what beat could send.
     """
-    from luffy.beat.scheduler import entry_options
-
-    result = publish(
-        task.task,
-        json.loads(task.args or "[]"),
-        json.loads(task.kwargs or "{}"),
-        **entry_options(task),
-    )
-    return result.id
+    entry = Entry.build(spec_of(task), app=current_app.extensions["celery"])
+    return publish(entry.task, entry.args, entry.kwargs, **entry.options).id
 
 
 # -- monitoring ---------------------------------------------------------------------------
@@ -140,25 +176,21 @@ def next_due(limit=5):
 
     ``next_run_at`` is an aware UTC datetime. What the running beat published (it keeps its
     next 20 in ``luffy:beat:next_due``); worked out from the database the way beat does it
-    when no beat is ticking or more are asked for.
+    when no beat is ticking or more are asked for, up to ``NEXT_DUE_SCAN_LIMIT`` enabled
+    rows; beyond that None (a page must not work out 100,000 schedules to show five).
     """
     published = _published_next_due(limit)
     if published is not None:
         return published
-    from luffy.beat.scheduler import Entry, fingerprint
-    from luffy.beat.schedules import ScheduleError, schedule_from_task
-
-    celery = current_app.extensions["celery"]
+    enabled = select(func.count()).select_from(PeriodicTask).where(PeriodicTask.enabled.is_(True))
+    if db.session.scalar(enabled) > NEXT_DUE_SCAN_LIMIT:
+        return None
     now = utcnow()
     upcoming = []
     for row in db.session.scalars(
         select(PeriodicTask).where(PeriodicTask.enabled.is_(True))
     ).unique():
-        try:
-            entry = Entry(row, schedule_from_task(row, app=celery), fingerprint(row))
-        except ScheduleError:
-            continue
-        moment = entry.refresh_due(now)
+        moment = next_run_of(row, now)
         if moment is not None:
             upcoming.append({"name": row.name, "task": row.task, "next_run_at": moment})
     upcoming.sort(key=lambda item: item["next_run_at"])
@@ -166,9 +198,6 @@ def next_due(limit=5):
 
 
 def _published_next_due(limit):
-    from luffy.beat.lock import LAST_TICK_KEY
-    from luffy.beat.scheduler import NEXT_DUE_KEY, NEXT_DUE_PUBLISHED
-
     if limit > NEXT_DUE_PUBLISHED:
         return None
     try:
@@ -183,20 +212,15 @@ def _published_next_due(limit):
     ]
 
 
-def next_run_of(row):
-    """The next run of one row (aware UTC), or None; for the admin list."""
-    from luffy.beat.scheduler import Entry, fingerprint
-    from luffy.beat.schedules import ScheduleError, schedule_from_task
-
+def next_run_of(row, now=None):
+    """The next run of one row (aware UTC), or None; worked out the way beat does it."""
     if not row.enabled or row.schedule_row is None:
         return None
     try:
-        entry = Entry(
-            row, schedule_from_task(row, app=current_app.extensions["celery"]), fingerprint(row)
-        )
-    except (ScheduleError, ValueError):
+        entry = Entry.build(spec_of(row), app=current_app.extensions["celery"])
+        return entry.refresh_due(now or utcnow())
+    except BadRow:
         return None
-    return entry.refresh_due(utcnow())
 
 
 def beat_status():
@@ -205,8 +229,6 @@ def beat_status():
     {"holder": "host:pid:token" or None, "last_tick": unix time or None,
      "seconds_since_tick": float or None, "redis": True/False}
     """
-    from luffy.beat.lock import LAST_TICK_KEY, LOCK_KEY
-
     try:
         holder, last_tick = get_redis().mget(LOCK_KEY, LAST_TICK_KEY)
     except RedisError as error:

@@ -8,6 +8,7 @@ from flask_admin import expose
 
 from luffy.admin.security import SecureBaseView
 from luffy.dashboard import charts, services
+from luffy.models.base import utcnow
 from luffy.responses import ok, refusal
 
 HOSTNAME = re.compile(r"^[\w.@-]{1,200}$")
@@ -71,7 +72,7 @@ class DashboardView(SecureBaseView):
             )
             for failure in history["failures"]:
                 failure["url"] = url_for(".task", task_id=failure["task_id"])
-        return ok(sections=sections, now=services.plain(services._utcnow()))
+        return ok(sections=sections, now=services.plain(utcnow()))
 
     @expose("/tasks/<task_id>")
     def task(self, task_id):

@@ -11,14 +11,17 @@ import contextlib
 import logging
 import threading
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from flask import current_app
 from kombu.exceptions import ChannelError
-from sqlalchemy import case, func, select
+from sqlalchemy import select
 
+import luffy.result_queries as result_queries
 from config import TASK_QUEUES
+from luffy.beat.keys import LAST_TICK_KEY, LOCK_KEY
 from luffy.extensions import db
+from luffy.models.base import as_utc
 from luffy.redis_store import get_redis
 
 log = logging.getLogger(__name__)
@@ -29,7 +32,6 @@ KNOWN_WORKERS_KEY = "luffy:monitor:workers"  # hostname -> unix time last seen
 FORGET_WORKER_AFTER_SECONDS = 24 * 3600
 FAILURES_SHOWN = 10
 THROUGHPUT_MINUTES = 60
-STATES = ("PENDING", "STARTED", "RETRY", "SUCCESS", "FAILURE", "REVOKED")
 
 
 class Unavailable(Exception):
@@ -321,69 +323,28 @@ def task_result_model():
     return TaskResult
 
 
-def _utcnow():
-    return datetime.now(UTC)
-
-
-def _aware(moment):
-    if moment is not None and moment.tzinfo is None:
-        return moment.replace(tzinfo=UTC)  # SQLite hands back naive UTC
-    return moment
-
-
 def _iso(moment):
-    moment = _aware(moment)
+    moment = as_utc(moment)
     return moment.isoformat(timespec="seconds") if moment else None
 
 
 def task_state_counts(now=None):
     """{"last_hour": {state: n}, "last_day": {state: n}} by the time the task was recorded."""
-    TaskResult = task_result_model()
-    now = now or _utcnow()
-    hour_ago, day_ago = now - timedelta(hours=1), now - timedelta(days=1)
-    rows = db.session.execute(
-        select(
-            TaskResult.state,
-            func.sum(case((TaskResult.created_at >= hour_ago, 1), else_=0)),
-            func.count(TaskResult.id),
-        )
-        .where(TaskResult.created_at >= day_ago)
-        .group_by(TaskResult.state)
-    ).all()
-    last_hour = {state: 0 for state in STATES}
-    last_day = dict(last_hour)
-    for state, in_hour, in_day in rows:
-        last_hour[state] = int(in_hour or 0)
-        last_day[state] = int(in_day or 0)
-    return {"last_hour": last_hour, "last_day": last_day}
+    task_result_model()
+    return result_queries.state_counts(db.session, now)
 
 
 def throughput_per_minute(now=None, minutes=THROUGHPUT_MINUTES):
     """Tasks finished in each of the last ``minutes`` minutes, oldest first (one query)."""
-    TaskResult = task_result_model()
-    now = (now or _utcnow()).replace(second=0, microsecond=0) + timedelta(minutes=1)
-    starts = [now - timedelta(minutes=minutes - i) for i in range(minutes + 1)]
-    columns = [
-        func.sum(
-            case(
-                ((TaskResult.date_done >= starts[i]) & (TaskResult.date_done < starts[i + 1]), 1),
-                else_=0,
-            )
-        )
-        for i in range(minutes)
+    task_result_model()
+    return [
+        {"minute": _iso(start), "count": count}
+        for start, count in result_queries.throughput_per_minute(db.session, now, minutes)
     ]
-    row = db.session.execute(select(*columns).where(TaskResult.date_done >= starts[0])).one()
-    return [{"minute": _iso(starts[i]), "count": int(value or 0)} for i, value in enumerate(row)]
 
 
 def latest_failures(limit=FAILURES_SHOWN):
-    TaskResult = task_result_model()
-    rows = db.session.scalars(
-        select(TaskResult)
-        .where(TaskResult.state == "FAILURE")
-        .order_by(TaskResult.date_done.desc(), TaskResult.id.desc())
-        .limit(limit)
-    ).all()
+    task_result_model()
     return [
         {
             "task_id": row.task_id,
@@ -392,7 +353,7 @@ def latest_failures(limit=FAILURES_SHOWN):
             "date_done": _iso(row.date_done),
             "error": last_line(row.traceback),
         }
-        for row in rows
+        for row in result_queries.latest_failures(db.session, limit)
     ]
 
 
@@ -447,7 +408,7 @@ def beat_state():
         status = dict(beat_services.beat_status() or {})
     else:
         # The keys beat writes are the interface: read them when the service is missing.
-        holder, tick = get_redis().mget("luffy:beat:lock", "luffy:beat:last_tick")
+        holder, tick = get_redis().mget(LOCK_KEY, LAST_TICK_KEY)
         status = {
             "holder": holder.decode() if holder else None,
             "last_tick": float(tick) if tick else None,

@@ -8,6 +8,7 @@ from luffy.models.schedule import (
     CrontabSchedule,
     IntervalSchedule,
     PeriodicTask,
+    ScheduleChange,
     ScheduleVersion,
     SolarSchedule,
 )
@@ -23,6 +24,7 @@ __all__ = [
     "Order",
     "PeriodicTask",
     "Sale",
+    "ScheduleChange",
     "ScheduleVersion",
     "SolarSchedule",
     "TaskResult",

@@ -1,4 +1,4 @@
-"""Periodic schedules kept in the database: what ``luffy.beat.scheduler`` runs and the admin edits."""
+"""Periodic schedules kept in the database: what beat (``luffy.beat``) runs and the admin edits."""
 
 from datetime import datetime
 
@@ -49,7 +49,8 @@ class IntervalSchedule(db.Model):
         return self.every * {"seconds": 1, "minutes": 60, "hours": 3600, "days": 86400}[self.period]
 
     def __str__(self):
-        return f"每 {self.every} {dict(zip(INTERVAL_PERIODS, ('秒', '分钟', '小时', '天'), strict=False))[self.period]}"
+        unit = dict(zip(INTERVAL_PERIODS, ("秒", "分钟", "小时", "天"), strict=True))[self.period]
+        return f"每 {self.every} {unit}"
 
 
 class CrontabSchedule(db.Model):
@@ -159,6 +160,9 @@ class PeriodicTask(db.Model):
         DateTime(timezone=True), default=utcnow, onupdate=utcnow
     )
     description: Mapped[str] = mapped_column(Text, default="")
+    # Why beat disabled this row by itself (bad arguments, an unusable schedule, expired);
+    # shown in the admin and cleared when someone enables the row again.
+    disabled_reason: Mapped[str | None] = mapped_column(Text)
 
     interval: Mapped[IntervalSchedule | None] = relationship(lazy="joined")
     crontab: Mapped[CrontabSchedule | None] = relationship(lazy="joined")
@@ -176,8 +180,8 @@ class PeriodicTask(db.Model):
 class ScheduleVersion(db.Model):
     """One row whose ``version`` goes up in the same transaction as any schedule edit.
 
-    Beat reads this single row about once a second, so an idle tick costs the same with
-    ten rows or ten thousand (see ``luffy.beat.changes``).
+    Writers take this row's lock until they commit, so versions become visible in the order
+    they were given out: a beat that has seen version N has seen every change up to N.
     """
 
     __tablename__ = "schedule_versions"
@@ -188,6 +192,25 @@ class ScheduleVersion(db.Model):
     # Names of config ``beat_schedule`` entries already copied into rows (JSON list), so a
     # later start never brings back a row the admin deleted or overwrites one it edited.
     seeded: Mapped[str] = mapped_column(Text, default="[]")
+
+
+class ScheduleChange(db.Model):
+    """What one schedule edit touched, under the version it raised (``luffy.beat.changes``).
+
+    ``task_id`` names a periodic task, or ``schedule_table``/``schedule_id`` a schedule row
+    (beat re-reads the tasks using it); both empty means "anything may have changed" (raw SQL,
+    a bulk insert), and beat re-reads every row in the background. Beat reads the entries
+    above the version it has applied, so an edit costs it the rows it touched, not all rows.
+    """
+
+    __tablename__ = "schedule_changes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, index=True)
+    task_id: Mapped[int | None] = mapped_column(Integer)
+    schedule_table: Mapped[str | None] = mapped_column(String(32))
+    schedule_id: Mapped[int | None] = mapped_column(Integer)
+    changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 SCHEDULE_MODELS = (IntervalSchedule, CrontabSchedule, ClockedSchedule, SolarSchedule, PeriodicTask)
