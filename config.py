@@ -149,6 +149,8 @@ class Config:
         self.LOG_JSON = env_bool("LOG_JSON", False)
         # GET /metrics wants "Authorization: Bearer <METRICS_TOKEN>"; unset, it refuses everyone.
         self.METRICS_TOKEN = env("METRICS_TOKEN")
+        # Flower's address, linked from the admin's bar when set (e.g. https://ops.example/flower/).
+        self.FLOWER_URL = env("FLOWER_URL")
         # Seconds the monitoring dashboard and /metrics wait for worker replies (ping/inspect).
         self.MONITOR_INSPECT_TIMEOUT = env_float("MONITOR_INSPECT_TIMEOUT", 1.0)
         # Beat (luffy/beat/scheduler.py): a waiting beat takes over this long after the holder

@@ -25,7 +25,7 @@ def init_admin(app):
         app,
         name="路飞学城后台",
         index_view=SecureAdminIndexView(name="首页", url="/admin"),
-        theme=Bootstrap4Theme(swatch="default"),
+        theme=Bootstrap4Theme(swatch="default", base_template="admin/luffy_base.html"),
     )
     # The menu keeps this order.
     home_admin.add_views(admin)

@@ -22,6 +22,7 @@ from luffy.admin.times import (
     from_local,
     to_local,
 )
+from luffy.admin.words import AdminWords
 
 
 def is_admin_user():
@@ -34,7 +35,7 @@ def refuse_access():
     raise Forbidden()
 
 
-class SecureAdminIndexView(AdminIndexView):
+class SecureAdminIndexView(AdminWords, AdminIndexView):
     def is_accessible(self):
         return is_admin_user()
 
@@ -51,7 +52,7 @@ class AdminForm(FlaskForm):
         super().__init__(*args, **kwargs)
 
 
-class SecureModelView(ModelView):
+class SecureModelView(AdminWords, ModelView):
     """Admin-only model view with Flask-WTF CSRF on every form, and times in the site's zone:
     lists, details, forms and filters all speak TIMEZONE; the database keeps UTC."""
 
@@ -126,7 +127,7 @@ class SecureModelView(ModelView):
         return super().handle_action(return_view)
 
 
-class SecureBaseView(BaseView):
+class SecureBaseView(AdminWords, BaseView):
     """Admin-only page that is not a model list (the monitoring dashboard)."""
 
     def is_accessible(self):

@@ -88,3 +88,8 @@ class LocalTimeFilterConverter(FilterConverter):
         type(f"Local{base.__name__}", (LocalTimeFilter, base), {})
         for base in FilterConverter.datetime_filters
     )
+
+
+def utc_offset_minutes():
+    """The site's offset from UTC now, in minutes (the admin's date picker starts from it)."""
+    return int(datetime.now(site_zone()).utcoffset().total_seconds()) // 60

@@ -244,13 +244,7 @@ def beat_status():
 
 
 def describe_crontab(row):
-    """A human description of a crontab row, in Chinese."""
-    from cron_descriptor import ExpressionDescriptor, Options
+    """A human description of a crontab row, in Chinese (day and month names included)."""
+    from luffy.cron_text import describe
 
-    options = Options()
-    options.locale_code = "zh_CN"
-    options.use_24hour_time_format = True
-    try:
-        return ExpressionDescriptor(row.expression, options).get_description()
-    except Exception:  # cron-descriptor raises its own types for what Celery accepts
-        return row.expression
+    return describe(row.expression)
