@@ -59,7 +59,7 @@ def test_dashboard_shows_the_worker_and_a_new_failure_without_a_reload(app, user
             page.locator('#state-chart rect[data-state="FAILURE"][data-window="hour"]')
         ).to_have_attribute("data-count", "1")
 
-        page.locator("#failures a", has_text="Traceback").first.click()
+        page.locator("#failures a", has_text="异常堆栈").first.click()
         expect(page.locator("pre.traceback")).to_contain_text("RuntimeError: boom browser")
     except BaseException:
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)

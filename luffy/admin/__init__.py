@@ -10,7 +10,7 @@ holds the base views and their access rules (security.py), the admin's time hand
 from flask_admin import Admin
 from flask_admin.theme import Bootstrap4Theme
 
-from luffy.admin.security import SecureAdminIndexView
+from luffy.admin.home import AdminHomeView
 
 
 def init_admin(app):
@@ -24,8 +24,8 @@ def init_admin(app):
     admin = Admin(
         app,
         name="路飞学城后台",
-        index_view=SecureAdminIndexView(name="首页", url="/admin"),
-        theme=Bootstrap4Theme(swatch="default", base_template="admin/luffy_base.html"),
+        index_view=AdminHomeView(name="首页", url="/admin"),
+        theme=Bootstrap4Theme(swatch="default", base_template="admin/luffy_base.html", fluid=True),
     )
     # The menu keeps this order.
     home_admin.add_views(admin)

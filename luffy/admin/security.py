@@ -84,9 +84,13 @@ class SecureModelView(AdminWords, ModelView):
     def get_one(self, id):
         return super().get_one(id) if self.is_possible_key(id) else None
 
-    @staticmethod
-    def _time_fields(form):
-        return [field for field in form if isinstance(field, DateTimeField)]
+    def _time_fields(self, form):
+        """Date-time fields that are columns (an extra field converts its own value)."""
+        return [
+            field
+            for field in form
+            if isinstance(field, DateTimeField) and field.name in self.model.__table__.columns
+        ]
 
     def create_form(self, obj=None):
         return self._describe_times(super().create_form(obj))

@@ -1,4 +1,4 @@
-"""Times in the admin: stored in UTC, shown, typed and filtered in the site's time zone (TIMEZONE)."""
+"""Times in the admin: stored in UTC; shown, typed and filtered in the site's zone (TIMEZONE)."""
 
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo

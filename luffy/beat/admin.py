@@ -12,6 +12,13 @@ from sqlalchemy import select, update
 from wtforms import FloatField, SelectField
 from wtforms.validators import InputRequired, NumberRange, Optional, ValidationError
 
+from luffy.admin.schedule_form import (
+    EXTRA_FIELDS,
+    RELATION_ARGS,
+    WIDGET_ARGS,
+    ScheduleKindForm,
+    enabled_switch,
+)
 from luffy.admin.security import SecureModelView
 from luffy.admin.times import show
 from luffy.beat.entries import BadRow
@@ -77,7 +84,7 @@ def _next_run_column(view, context, model, name):
     return show(next_run_of(model)) or "—"
 
 
-class PeriodicTaskView(SecureModelView):
+class PeriodicTaskView(ScheduleKindForm, SecureModelView):
     column_list = (
         "name",
         "task",
@@ -97,6 +104,7 @@ class PeriodicTaskView(SecureModelView):
     column_formatters = {
         "schedule": _schedule_column,
         "next_run": _next_run_column,
+        "enabled": enabled_switch,
     }
     column_labels = {
         "name": "名称",
@@ -127,9 +135,14 @@ class PeriodicTaskView(SecureModelView):
     form_columns = (
         "name",
         "task",
+        "schedule_kind",
         "interval",
+        "new_every",
+        "new_period",
         "crontab",
+        "new_crontab",
         "clocked",
+        "new_clocked_time",
         "solar",
         "args",
         "kwargs",
@@ -144,8 +157,10 @@ class PeriodicTaskView(SecureModelView):
         "enabled",
         "description",
     )
+    form_extra_fields = EXTRA_FIELDS
     form_overrides = {"task": SelectField}
     form_args = {
+        **RELATION_ARGS,
         "task": {"validate_choice": False, "validators": [InputRequired(message="请选择任务")]},
         "args": {"validators": [json_validator(list)], "default": "[]"},
         "kwargs": {"validators": [json_validator(dict)], "default": "{}"},
@@ -155,7 +170,12 @@ class PeriodicTaskView(SecureModelView):
         },
         "expire_seconds": {"validators": [Optional(), NumberRange(min=1, message="必须是正数")]},
     }
-    form_widget_args = {"args": {"rows": 2}, "kwargs": {"rows": 2}, "headers": {"rows": 2}}
+    form_widget_args = {
+        **WIDGET_ARGS,
+        "args": {"rows": 2},
+        "kwargs": {"rows": 2},
+        "headers": {"rows": 2},
+    }
 
     def create_form(self, obj=None):
         return self._with_task_choices(super().create_form(obj))

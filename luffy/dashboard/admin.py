@@ -2,14 +2,20 @@
 controls) and the task results Celery keeps in the database (dashboard/task_results.py)."""
 
 import re
+from datetime import datetime
 
 from flask import current_app, request, url_for
 from flask_admin import expose
 
 from luffy.admin.security import SecureBaseView
+from luffy.admin.task_words import STATE_LABELS, readable_json
+from luffy.admin.times import show
 from luffy.dashboard import charts, services
+from luffy.extensions import db
+from luffy.models import Sale
 from luffy.models.base import utcnow
-from luffy.responses import ok, refusal
+from luffy.responses import ApiError, ok, refusal
+from luffy.tasks_api.services import task_was_issued
 
 HOSTNAME = re.compile(r"^[\w.@-]{1,200}$")
 TASK_ID = re.compile(r"^[\w-]{1,155}$")
@@ -45,6 +51,27 @@ def worker_answer(replies, hostname=None):
     return ok("已发送", replies=replies)
 
 
+def name_sales(sales):
+    """Give each running sale its course's name (the dashboard shows names, not ids)."""
+    for entry in sales:
+        if not entry.get("name"):
+            sale = db.session.get(Sale, entry["id"]) if isinstance(entry["id"], int) else None
+            entry["name"] = sale.course.name if sale is not None and sale.course else None
+
+
+def readable_detail(detail):
+    """A task's row as the traceback page shows it: site-zone times, readable arguments."""
+    detail = dict(detail)
+    for key in ("created_at", "started_at", "date_done"):
+        if detail.get(key):
+            detail[key] = show(datetime.fromisoformat(detail[key]))
+    for key in ("args", "kwargs", "result"):
+        if detail.get(key):
+            detail[key] = readable_json(detail[key])
+    detail["state_text"] = STATE_LABELS.get(detail["state"], detail["state"])
+    return detail
+
+
 class DashboardView(SecureBaseView):
     """Workers, queues, task history, beat and flash sales; refreshed by static/js/dashboard.js."""
 
@@ -72,6 +99,8 @@ class DashboardView(SecureBaseView):
             )
             for failure in history["failures"]:
                 failure["url"] = url_for(".task", task_id=failure["task_id"])
+        if sections["sales"]["ok"]:
+            name_sales(sections["sales"]["data"])
         return ok(sections=sections, now=services.plain(utcnow()))
 
     @expose("/tasks/<task_id>")
@@ -82,6 +111,8 @@ class DashboardView(SecureBaseView):
         except services.Unavailable as exc:
             detail, error = None, str(exc)
         status = 200 if detail else 404
+        if detail:
+            detail = readable_detail(detail)
         page = self.render(
             "dashboard/task.html",
             task_id=task_id,
@@ -127,7 +158,21 @@ class DashboardView(SecureBaseView):
     def revoke(self, task_id):
         if not TASK_ID.match(task_id):
             return refusal(400, "任务 ID 不正确")
-        return self._send(services.revoke, task_id, as_bool(form_value("terminate", False)))
+        try:
+            known = task_was_issued(task_id)
+        except ApiError:
+            known = None  # cannot tell now; the revoke itself still goes out
+        answer = self._send(services.revoke, task_id, as_bool(form_value("terminate", False)))
+        if known is False and answer[1] == 200:
+            # Still revoked (it may be sent later by another process), but the admin is told.
+            body = answer[0].get_json()
+            return ok(
+                f"本站没有发出过任务 {task_id}（ID 输错了，或它已过期）；"
+                "已通知工作进程：这个 ID 的任务一旦出现就丢弃",
+                known=False,
+                replies=body.get("replies", {}),
+            )
+        return answer
 
     def _send(self, command, *args):
         app = current_app._get_current_object()

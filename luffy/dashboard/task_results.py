@@ -1,7 +1,7 @@
 """Admin view of task results: read-only, with retry and revoke actions.
 
 Built for a table of millions of rows: every filter and sort the list offers has an index
-(see ``luffy.models.task_result``), the search is a task id or its beginning, and the total
+(see ``luffy.models.task_result``), the search is the beginning of a task id or name, and the total
 is never a full ``count(*)``: capped at 10,000 for a filtered list ("10000+"), PostgreSQL's
 estimate for the whole table ("约 1000000"), exact when small (``luffy.result_queries``).
 """
@@ -14,10 +14,18 @@ from flask import current_app, flash
 from flask_admin.actions import action
 from flask_admin.contrib.sqla.filters import FilterEqual, FilterInList
 from markupsafe import Markup, escape
-from sqlalchemy import func
+from sqlalchemy import func, or_
 from sqlalchemy.orm import Query
 
 from luffy.admin.security import SecureModelView
+from luffy.admin.task_words import (
+    STATE_LABELS,
+    args_detail,
+    args_formatter,
+    clipped,
+    short_id,
+    state_badge,
+)
 from luffy.broker import BrokerUnavailable, publish, quick_connection
 from luffy.extensions import db
 from luffy.models import TaskResult
@@ -31,9 +39,7 @@ REVOCABLE = {states.PENDING, states.RECEIVED, states.STARTED, states.RETRY}
 
 def _pre(view, context, model, name):
     value = getattr(model, name)
-    return Markup("<pre style='white-space: pre-wrap; max-width: 60em'>%s</pre>") % escape(
-        value or ""
-    )
+    return Markup("<pre class='pre-wrap'>%s</pre>") % escape(value or "")
 
 
 class CountQuery(Query):
@@ -50,7 +56,9 @@ def _filters():
     found = []
     for name, label in labels.items():
         column = getattr(TaskResult, name)
-        found += [FilterEqual(column, label), FilterInList(column, label)]
+        # The state filter is a choice list of states in words (``flt0_0=FAILURE``).
+        options = tuple(STATE_LABELS.items()) if name == "state" else None
+        found += [FilterEqual(column, label, options=options), FilterInList(column, label)]
     return (*found, "created_at", "date_done")
 
 
@@ -58,25 +66,49 @@ class TaskResultView(SecureModelView):
     can_create = False
     can_edit = False
     can_delete = False
+    # The list fits the page: long values are clipped (whole on hover and on the row's page).
     column_list = (
+        "task_name",
+        "state",
+        "args",
+        "worker",
+        "created_at",
+        "task_id",
+    )
+    column_details_list = (
         "task_id",
         "task_name",
         "periodic_task_name",
         "state",
         "worker",
+        "queue",
         "args",
         "kwargs",
         "result",
+        "retries",
         "created_at",
         "started_at",
         "date_done",
+        "traceback",
     )
-    column_details_list = column_list + ("queue", "retries", "traceback")
     column_default_sort = ("created_at", True)
     column_sortable_list = ("task_name", "state", "created_at", "date_done")
-    column_searchable_list = ("task_id",)
+    column_searchable_list = ("task_id", "task_name")
     column_filters = _filters()
-    column_formatters_detail = {"traceback": _pre, "result": _pre}
+    column_formatters = {
+        "state": state_badge,
+        "args": args_formatter,
+        "task_id": short_id,
+        "worker": clipped,
+        "periodic_task_name": clipped,
+    }
+    column_formatters_detail = {
+        "traceback": _pre,
+        "result": _pre,
+        "state": state_badge,
+        "args": args_detail,
+        "kwargs": args_detail,
+    }
     column_labels = {
         "task_id": "任务 ID",
         "task_name": "任务名",
@@ -95,16 +127,20 @@ class TaskResultView(SecureModelView):
     }
 
     def search_placeholder(self):
-        return "任务 ID（或开头部分）"
+        return "任务 ID 或任务名（开头部分）"
 
     def get_count_query(self):
         session = self.session() if callable(self.session) else self.session
         return CountQuery([func.count("*")], session).select_from(TaskResult)
 
     def _apply_search(self, query, count_query, joins, count_joins, search):
-        """A task id or its beginning (a prefix reads the task id index; "contains" would not)."""
+        """A task id or task name, or its beginning."""
         term = search.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        condition = TaskResult.task_id.like(f"{term}%", escape="\\")
+        # Both prefixes read an index ("contains" would read every row).
+        condition = or_(
+            TaskResult.task_id.like(f"{term}%", escape="\\"),
+            TaskResult.task_name.like(f"{term}%", escape="\\"),
+        )
         return query.filter(condition), count_query.filter(condition), joins, count_joins
 
     def _rows(self, ids):

@@ -41,49 +41,56 @@
     });
   }
 
-  // -- periodic task form: one schedule type, only its field shown --------------------------
+  // -- periodic task form: one schedule type, only its fields shown --------------------------
   var kind = document.getElementById("schedule_kind");
   if (kind) {
-    var groups = {};
-    ["interval", "crontab", "clocked", "solar"].forEach(function (name) {
-      var field = document.getElementById(name);
-      var group = field && field.closest(".form-group");
-      if (group) groups[name] = group;
-    });
     var showKind = function () {
-      Object.keys(groups).forEach(function (name) {
-        groups[name].hidden = name !== kind.value;
-      });
-      document.querySelectorAll("[data-schedule-kind]").forEach(function (part) {
-        part.hidden = part.dataset.scheduleKind !== kind.value;
+      document.querySelectorAll("[data-schedule-kind]").forEach(function (field) {
+        var group = field.closest(".form-group") || field;
+        group.hidden = field.dataset.scheduleKind !== kind.value;
       });
     };
     kind.addEventListener("change", showKind);
     showKind();
   }
 
-  // -- enable switches on the periodic task list --------------------------------------------
-  var csrf = document.querySelector('meta[name="csrf-token"]');
+  // -- enable switches on the periodic task list: flip in place, say so in words -------------
   document.querySelectorAll("form.enable-toggle").forEach(function (form) {
-    var box = form.querySelector("input[type=checkbox]");
+    var button = form.querySelector("button");
     var status = form.querySelector(".toggle-status");
-    box.addEventListener("change", function () {
-      box.disabled = true;
-      var data = new FormData(form);
-      data.set("enabled", box.checked ? "1" : "0");
+    var target = form.querySelector("input[name=enabled]");
+    form.addEventListener("submit", function (event) {
+      event.preventDefault();
+      button.disabled = true;
       fetch(form.action, {
-        method: "POST", body: data, credentials: "same-origin",
-        headers: { "Accept": "application/json", "X-CSRFToken": csrf ? csrf.content : "" }
+        method: "POST", body: new FormData(form), credentials: "same-origin",
+        headers: { "Accept": "application/json" }
       }).then(function (response) {
         return response.json().then(function (answer) { return { ok: response.ok, answer: answer }; });
       }).then(function (result) {
         if (!result.ok) throw new Error(result.answer.msg || "保存失败");
-        box.checked = result.answer.enabled;
-        status.textContent = result.answer.enabled ? "已启用" : "已停用";
+        var enabled = result.answer.enabled;
+        status.textContent = enabled ? "已启用" : "已停用";
+        button.textContent = enabled ? "停用" : "启用";
+        button.setAttribute("aria-label", button.getAttribute("aria-label").replace(/^\S+/, enabled ? "停用" : "启用"));
+        target.value = enabled ? "0" : "1";
       }).catch(function (error) {
-        box.checked = !box.checked;
         status.textContent = "保存失败：" + error.message;
-      }).then(function () { box.disabled = false; });
+      }).then(function () { button.disabled = false; });
     });
   });
+})();
+
+// The admin home asks for the workers online after the page is shown (a ping takes a second).
+(function () {
+  "use strict";
+  var figure = document.getElementById("summary-workers");
+  if (!figure) return;
+  fetch(figure.dataset.url, { credentials: "same-origin", headers: { "Accept": "application/json" } })
+    .then(function (response) { return response.json(); })
+    .then(function (answer) {
+      figure.textContent = answer.code === 100 ? String(answer.online) : "不可用";
+      if (answer.code !== 100) figure.title = answer.msg;
+    })
+    .catch(function () { figure.textContent = "不可用"; });
 })();

@@ -7,6 +7,48 @@
   var csrf = document.querySelector('meta[name="csrf-token"]').getAttribute("content");
   var refreshMs = (parseInt(root.dataset.refresh, 10) || 5) * 1000;
   var busy = false;
+  var siteZone = document.body.dataset.siteZone || undefined;
+  var clock = new Intl.DateTimeFormat("zh-CN", {
+    timeZone: siteZone, year: "numeric", month: "2-digit", day: "2-digit",
+    hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false
+  });
+
+  // A moment (ISO text or Unix seconds) as the site's wall clock, "2026-12-02 05:20:37".
+  function siteTime(value) {
+    if (value === null || value === undefined || value === "") return null;
+    var date = typeof value === "number" ? new Date(value * 1000) : new Date(value);
+    if (isNaN(date.getTime())) return String(value);
+    var parts = {};
+    clock.formatToParts(date).forEach(function (part) { parts[part.type] = part.value; });
+    return parts.year + "-" + parts.month + "-" + parts.day + " " + parts.hour + ":" + parts.minute + ":" + parts.second;
+  }
+
+  // What workers answer (Celery's English), in words.
+  var REPLY_WORDS = {
+    "tasks flagged as revoked": "已标记为撤销",
+    "pool will grow": "进程池将增加",
+    "pool will shrink": "进程池将减少",
+    "new rate limit set successfully": "新的速率限制已生效",
+    "rate limit disabled successfully": "已取消速率限制",
+    "unknown task": "工作进程不认识这个任务名",
+    "specified task is rate limit disabled": "这个任务没有速率限制"
+  };
+
+  function replyWords(text) {
+    text = String(text);
+    if (REPLY_WORDS[text]) return REPLY_WORDS[text];
+    if (/^terminate:/.test(text)) return "已撤销并终止正在执行的任务";
+    return text;
+  }
+
+  function describeReplies(replies) {
+    var hosts = Object.keys(replies || {});
+    if (!hosts.length) return "";
+    return hosts.map(function (host) {
+      var reply = replies[host] || {};
+      return host + "：" + replyWords(reply.ok || reply.error || "");
+    }).join("；");
+  }
 
   function el(tag, text, className) {
     var node = document.createElement(tag);
@@ -45,10 +87,10 @@
     return section.ok ? section.data : null;
   }
 
-  function notice(text, ok) {
+  function notice(text, ok, warning) {
     var box = document.getElementById("notice");
     box.textContent = text;
-    box.className = "alert " + (ok ? "alert-success" : "alert-danger");
+    box.className = "alert " + (warning ? "alert-warning" : ok ? "alert-success" : "alert-danger");
   }
 
   function post(url, body) {
@@ -59,7 +101,9 @@
       body: JSON.stringify(body)
     }).then(function (response) {
       return response.json().then(function (answer) {
-        notice(answer.msg + (answer.replies ? " " + JSON.stringify(answer.replies) : ""), answer.code === 100);
+        var detail = describeReplies(answer.replies);
+        notice(answer.msg + (detail ? "（" + detail + "）" : ""), answer.code === 100 && answer.known !== false,
+               answer.known === false);
         refresh();
       });
     }).catch(function (error) { notice("请求失败：" + error, false); });
@@ -93,7 +137,7 @@
         controls.appendChild(button("+1", "btn-outline-secondary", function () { post(root.dataset.poolUrl, {hostname: w.hostname, action: "grow", n: 1}); }));
         controls.appendChild(button("−1", "btn-outline-secondary", function () { post(root.dataset.poolUrl, {hostname: w.hostname, action: "shrink", n: 1}); }));
       }
-      var state = el("span", w.online ? "在线" : "离线（最后在线 " + w.last_seen + "）", w.online ? "badge badge-success" : "badge badge-secondary");
+      var state = el("span", w.online ? "在线" : "离线（最后在线 " + siteTime(w.last_seen) + "）", w.online ? "badge badge-success" : "badge badge-secondary");
       return row([w.hostname, state, w.online ? (w.pool || "") + " " + (w.processes || w.concurrency || "") : null,
                   w.online ? taskList(w.active) : null,
                   w.online ? w.reserved.length + " / " + w.scheduled.length : null,
@@ -113,9 +157,9 @@
     document.getElementById("throughput-chart").innerHTML = tasks ? tasks.throughput_chart : "";
     document.getElementById("last-minute").textContent = tasks ? tasks.last_minute : "—";
     fill("failures", (tasks ? tasks.failures : []).map(function (f) {
-      var link = el("a", "Traceback");
+      var link = el("a", "异常堆栈");
       link.href = f.url;
-      return row([f.date_done, f.name, f.error, f.worker, link]);
+      return row([siteTime(f.date_done), f.name, f.error, f.worker, link]);
     }), tasks ? "没有失败的任务" : "不可用", 5);
   }
 
@@ -133,23 +177,32 @@
     box.textContent = "";
     if (!beat) { box.appendChild(el("span", "不可用", "text-muted")); return; }
     var since = beat.seconds_since_tick === null || beat.seconds_since_tick === undefined ? "" : "（" + beat.seconds_since_tick + " 秒前）";
-    box.appendChild(definitionList([["上次心跳", beat.last_tick ? beat.last_tick + since : null], ["持有锁的 beat", beat.holder]]));
+    box.appendChild(definitionList([["上次心跳", beat.last_tick ? siteTime(beat.last_tick) + since : null], ["持有锁的 beat", beat.holder]]));
     box.appendChild(el("h6", "接下来要执行的任务", "mt-2"));
     var due = beat.next_due;
     if (!due) { box.appendChild(el("span", "不可用", "text-muted")); return; }
     if (!due.length) box.appendChild(el("span", "没有启用的定时任务", "text-muted"));
     var list = el("ol", null, "small mb-0");
     due.forEach(function (item) {
-      list.appendChild(el("li", typeof item === "object" ? [item.name, item.task, item.next_run_at].filter(Boolean).join(" · ") : item));
+      list.appendChild(el("li", typeof item === "object" ? [siteTime(item.next_run_at), item.name, item.task].filter(Boolean).join(" · ") : item));
     });
     box.appendChild(list);
   }
 
   var SALE_LABELS = {
-    course_id: "课程", phase: "阶段", total: "总库存", stock_redis: "Redis 剩余库存",
+    phase: "阶段", total: "总库存", stock_redis: "Redis 剩余库存",
     remaining_db: "数据库剩余库存", admitted: "已准入", queued: "排队中的订单",
     orders: "已完成订单", redis_ok: "Redis 正常"
   };
+  var SALE_ORDER = ["phase", "total", "stock_redis", "remaining_db", "admitted", "queued", "orders", "redis_ok"];
+  var PHASE_WORDS = { running: "进行中", upcoming: "未开始", ended: "已结束", closed: "已关闭" };
+
+  function saleValue(key, value) {
+    if (value === true) return "是";
+    if (value === false) return "否";
+    if (key === "phase") return PHASE_WORDS[value] || value;
+    return value;
+  }
 
   function drawSales(sales) {
     var box = document.getElementById("sales");
@@ -157,11 +210,11 @@
     if (!sales) { box.appendChild(el("span", "不可用", "text-muted")); return; }
     if (!sales.length) { box.appendChild(el("span", "没有进行中的秒杀", "text-muted")); return; }
     sales.forEach(function (sale) {
-      box.appendChild(el("h6", "#" + sale.id + " " + (sale.name || "")));
+      box.appendChild(el("h3", (sale.name || "秒杀") + "（第 " + sale.id + " 场）", "h6"));
       var status = sale.status || {};
-      box.appendChild(definitionList(Object.keys(status).filter(function (k) { return k !== "sale_id"; }).map(function (k) {
-        var v = status[k];
-        return [SALE_LABELS[k] || k, typeof v === "object" && v !== null ? JSON.stringify(v) : v];
+      if (status.error) { box.appendChild(el("p", "不可用：" + status.error, "text-danger")); return; }
+      box.appendChild(definitionList(SALE_ORDER.filter(function (k) { return k in status; }).map(function (k) {
+        return [SALE_LABELS[k], saleValue(k, status[k])];
       })));
     });
   }
@@ -178,7 +231,7 @@
         drawTasks(sectionState("tasks", s.tasks));
         drawBeat(sectionState("beat", s.beat));
         drawSales(sectionState("sales", s.sales));
-        document.getElementById("updated").textContent = "更新于 " + new Date().toLocaleTimeString();
+        document.getElementById("updated").textContent = "更新于 " + (siteTime(answer.now) || siteTime(new Date().toISOString()));
       })
       .catch(function (error) {
         document.getElementById("updated").textContent = "刷新失败：" + error;
