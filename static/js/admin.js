@@ -94,3 +94,19 @@
     })
     .catch(function () { figure.textContent = "不可用"; });
 })();
+
+// Flask-Admin's list gives its row checkboxes and in-place boolean editors only a title or an
+// icon: give them names a screen reader can say.
+(function () {
+  "use strict";
+  var all = document.querySelector(".action-rowtoggle");
+  if (all) all.setAttribute("aria-label", "全选本页");
+  document.querySelectorAll("input.action-checkbox").forEach(function (box, index) {
+    box.setAttribute("aria-label", "选择第 " + (index + 1) + " 行");
+  });
+  document.querySelectorAll('a[data-role^="x-editable"]').forEach(function (link) {
+    if (link.textContent.trim()) return;
+    var yes = link.dataset.value === "1" || link.dataset.value === "True" || link.querySelector(".fa-check, .fa-check-circle");
+    link.setAttribute("aria-label", (yes ? "是" : "否") + "（点击修改）");
+  });
+})();
