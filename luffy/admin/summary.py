@@ -1,6 +1,6 @@
 """The admin home's figures: today's orders, live sales, failed tasks, the next scheduled runs."""
 
-from datetime import datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 
 from celery import states
 from sqlalchemy import func, select
@@ -16,9 +16,10 @@ FAILED_WINDOW = timedelta(hours=24)
 
 
 def start_of_today():
-    """Midnight today in the site's zone (TIMEZONE), as an aware time."""
+    """Midnight today in the site's zone (TIMEZONE), in UTC as the database keeps times
+    (SQLite compares them as text, so the offset must be the stored one)."""
     zone = site_zone()
-    return datetime.combine(datetime.now(zone).date(), time(0), tzinfo=zone)
+    return datetime.combine(datetime.now(zone).date(), time(0), tzinfo=zone).astimezone(UTC)
 
 
 def orders_today():
