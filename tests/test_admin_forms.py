@@ -64,7 +64,7 @@ def test_the_admin_bar_names_the_zone_and_links_back(admin_client, app):
 
 
 def test_the_admin_links_to_flower_when_flower_url_is_set(app, users):
-    from conftest import login
+    from conftest import login, restore_celery
 
     from config import TestingConfig
     from luffy import create_app
@@ -75,6 +75,7 @@ def test_the_admin_links_to_flower_when_flower_url_is_set(app, users):
             self.FLOWER_URL = "https://ops.example/flower/"
 
     other = create_app(WithFlower)
+    restore_celery(app)  # the session's app stays Celery's current one
     client = other.test_client()
     login(client, "root", "root-password")
     assert 'href="https://ops.example/flower/"' in client.get("/admin/").get_data(as_text=True)
