@@ -162,17 +162,21 @@ class DashboardView(SecureBaseView):
             known = task_was_issued(task_id)
         except ApiError:
             known = None  # cannot tell now; the revoke itself still goes out
-        answer = self._send(services.revoke, task_id, as_bool(form_value("terminate", False)))
-        if known is False and answer[1] == 200:
-            # Still revoked (it may be sent later by another process), but the admin is told.
-            body = answer[0].get_json()
-            return ok(
-                f"本站没有发出过任务 {task_id}（ID 输错了，或它已过期）；"
-                "已通知工作进程：这个 ID 的任务一旦出现就丢弃",
-                known=False,
-                replies=body.get("replies", {}),
-            )
-        return answer
+        answer, status = self._send(
+            services.revoke, task_id, as_bool(form_value("terminate", False))
+        )
+        if known is not False:
+            return answer, status
+        # Still revoked (another process may send it later), but the admin is told.
+        body = answer.get_json()
+        note = f"本站没有发出过任务 {task_id}（ID 输错了，或它已过期）"
+        if status != 200:
+            return refusal(status, f"{note}；{body['msg']}", known=False)
+        return ok(
+            f"{note}；已通知工作进程：这个 ID 的任务一旦出现就丢弃",
+            known=False,
+            replies=body.get("replies", {}),
+        )
 
     def _send(self, command, *args):
         app = current_app._get_current_object()
