@@ -263,3 +263,32 @@ def test_axe_finds_nothing_serious_in_the_admin(app, site, admin, viewport):
         admin.wait_for_load_state("networkidle")
         found[path] = serious_axe_violations(admin)
     assert not any(found.values()), {path: v for path, v in found.items() if v}
+
+
+def test_batch_actions_and_delete_confirmation_work_without_inline_handlers(app, site, admin):
+    from luffy.extensions import db
+    from luffy.models import IntervalSchedule, PeriodicTask
+
+    with app.app_context():
+        db.session.add(
+            PeriodicTask(
+                name="批量停用我",
+                task="tasks.home.update_banner",
+                interval=IntervalSchedule(every=9, period="minutes"),
+            )
+        )
+        db.session.commit()
+    admin.goto(site.url + "/admin/periodictask/")
+    row = admin.locator("table.model-list tr", has_text="批量停用我")
+    admin.once("dialog", lambda dialog: dialog.dismiss())  # "delete?" answered no
+    row.locator("form.icon button[data-confirm]").click()
+    admin.wait_for_timeout(500)
+    expect(row).to_have_count(1)
+
+    row.locator("input.action-checkbox").check()
+    admin.once("dialog", lambda dialog: dialog.accept())
+    admin.locator(".nav-tabs").get_by_text("批量操作").click()
+    admin.get_by_role("button", name="停用", exact=True).click()
+    expect(admin.locator(".alert-success")).to_contain_text("已停用 1 个周期任务")
+    with app.app_context():
+        assert db.session.scalar(db.select(PeriodicTask.enabled)) is False

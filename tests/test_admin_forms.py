@@ -308,3 +308,35 @@ def test_task_results_filter_by_state_and_search_by_name(app, admin_client):
     assert "tasks.user.send_email" in failed and "tasks.home.update_banner" not in failed
     found = admin_client.get("/admin/taskresult/?search=update_banner").get_data(as_text=True)
     assert "tasks.home.update_banner" in found and "tasks.user.send_email" not in found
+
+
+# -- no inline script anywhere (the Content-Security-Policy allows none) ----------------------
+INLINE_SCRIPT = re.compile(r"<script(?![^>]*\bsrc=)[^>]*>", re.IGNORECASE)
+INLINE_HANDLER = re.compile(r"\son[a-z]+\s*=", re.IGNORECASE)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/",
+        "/courses/",
+        "/seckill/",
+        "/orders/",
+        "/admin/",
+        "/admin/banner/",
+        "/admin/banner/new/",
+        "/admin/periodictask/",
+        "/admin/periodictask/new/",
+        "/admin/taskresult/",
+        "/admin/monitor/",
+    ],
+)
+def test_pages_carry_no_inline_script_or_handler(app, admin_client, url):
+    from luffy.models import PeriodicTask
+
+    with app.app_context():
+        if not db.session.scalar(db.select(db.func.count()).select_from(PeriodicTask)):
+            periodic_task_form(admin_client, schedule_kind="interval", new_every="5")
+    html = admin_client.get(url).get_data(as_text=True)
+    assert not INLINE_SCRIPT.search(html), INLINE_SCRIPT.search(html).group(0)
+    assert not INLINE_HANDLER.search(html), html[INLINE_HANDLER.search(html).start() - 80 :][:200]

@@ -110,3 +110,23 @@
     link.setAttribute("aria-label", (yes ? "是" : "否") + "（点击修改）");
   });
 })();
+
+// What Flask-Admin's templates did in inline handlers (templates/admin/ overrides them):
+// batch actions, delete confirmations, and filter links that must not navigate.
+(function () {
+  "use strict";
+  document.addEventListener("click", function (event) {
+    var action = event.target.closest("[data-model-action]");
+    if (action) {
+      event.preventDefault();
+      if (window.modelActions) window.modelActions.execute(action.dataset.modelAction);
+      return;
+    }
+    var confirmed = event.target.closest("[data-confirm]");
+    if (confirmed && !window.confirm(confirmed.dataset.confirm)) {
+      event.preventDefault();
+      return;
+    }
+    if (event.target.closest("a.filter")) event.preventDefault();
+  });
+})();
