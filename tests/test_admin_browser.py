@@ -292,3 +292,21 @@ def test_batch_actions_and_delete_confirmation_work_without_inline_handlers(app,
     expect(admin.locator(".alert-success")).to_contain_text("已停用 1 个周期任务")
     with app.app_context():
         assert db.session.scalar(db.select(PeriodicTask.enabled)) is False
+
+
+def test_the_date_picker_starts_from_the_sites_clock_not_the_browsers(browser, users, site):
+    from datetime import datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    context = open_context(browser, timezone_id="America/New_York")  # 12-13 h from the site
+    try:
+        page = context.new_page()
+        sign_in(page, site.url, "root", "root-password")
+        page.goto(site.url + "/admin/periodictask/new/")
+        page.click("input[name=start_time]")
+        page.locator(".daterangepicker .applyBtn").last.click()
+        typed = datetime.strptime(page.input_value("input[name=start_time]"), "%Y-%m-%d %H:%M:%S")
+        site_now = datetime.now(ZoneInfo("Asia/Shanghai")).replace(tzinfo=None)
+        assert abs(typed - site_now) < timedelta(minutes=3), (typed, site_now)
+    finally:
+        context.close()
