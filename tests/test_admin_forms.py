@@ -340,3 +340,26 @@ def test_pages_carry_no_inline_script_or_handler(app, admin_client, url):
     html = admin_client.get(url).get_data(as_text=True)
     assert not INLINE_SCRIPT.search(html), INLINE_SCRIPT.search(html).group(0)
     assert not INLINE_HANDLER.search(html), html[INLINE_HANDLER.search(html).start() - 80 :][:200]
+
+
+def test_the_traceback_page_shows_site_times_and_readable_arguments(app, admin_client):
+    from datetime import UTC, datetime
+
+    from luffy.models import TaskResult
+
+    with app.app_context():
+        db.session.add(
+            TaskResult(
+                task_id="tb-1",
+                task_name="tasks.user.send_email",
+                state="FAILURE",
+                args='["\\u8def\\u98de"]',
+                traceback="Traceback (most recent call last):\nValueError: boom",
+                created_at=datetime(2026, 6, 1, 0, 0, 5, tzinfo=UTC),
+                date_done=datetime(2026, 6, 1, 0, 0, 9, tzinfo=UTC),
+            )
+        )
+        db.session.commit()
+    html = admin_client.get("/admin/monitor/tasks/tb-1").get_data(as_text=True)
+    assert "2026-06-01 08:00:09 +08:00" in html and "T00:00:09" not in html
+    assert "路飞" in html and "\\u8def" not in html and ">失败<" in html
