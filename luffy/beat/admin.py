@@ -12,15 +12,15 @@ from sqlalchemy import select, update
 from wtforms import FloatField, SelectField
 from wtforms.validators import InputRequired, NumberRange, Optional, ValidationError
 
-from luffy.admin.schedule_form import (
+from luffy.admin.security import SecureModelView
+from luffy.admin.times import show
+from luffy.beat.admin_form import (
     EXTRA_FIELDS,
     RELATION_ARGS,
     WIDGET_ARGS,
     ScheduleKindForm,
     enabled_switch,
 )
-from luffy.admin.security import SecureModelView
-from luffy.admin.times import show
 from luffy.beat.entries import BadRow
 from luffy.beat.schedules import ScheduleError, validate_crontab_fields, zone_names
 from luffy.beat.services import describe_crontab, next_run_of, registered_task_names, run_now

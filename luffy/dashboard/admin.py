@@ -8,9 +8,9 @@ from flask import current_app, request, url_for
 from flask_admin import expose
 
 from luffy.admin.security import SecureBaseView
-from luffy.admin.task_words import STATE_LABELS, readable_json
 from luffy.admin.times import show
 from luffy.dashboard import charts, services
+from luffy.dashboard.task_words import STATE_LABELS, readable_json
 from luffy.extensions import db
 from luffy.models import Sale
 from luffy.models.base import utcnow

@@ -6,7 +6,7 @@ so no label is ever smaller than 12 px on screen; the y axis has labelled steps.
 
 from markupsafe import escape
 
-from luffy.admin.task_words import STATE_LABELS
+from luffy.dashboard.task_words import STATE_LABELS
 
 STATE_COLOURS = {
     "PENDING": "#757575",

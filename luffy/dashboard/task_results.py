@@ -18,7 +18,8 @@ from sqlalchemy import func, or_
 from sqlalchemy.orm import Query
 
 from luffy.admin.security import SecureModelView
-from luffy.admin.task_words import (
+from luffy.broker import BrokerUnavailable, publish, quick_connection
+from luffy.dashboard.task_words import (
     STATE_LABELS,
     args_detail,
     args_formatter,
@@ -26,7 +27,6 @@ from luffy.admin.task_words import (
     short_id,
     state_badge,
 )
-from luffy.broker import BrokerUnavailable, publish, quick_connection
 from luffy.extensions import db
 from luffy.models import TaskResult
 from luffy.result_queries import list_count
