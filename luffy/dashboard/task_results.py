@@ -69,6 +69,7 @@ class TaskResultView(SecureModelView):
     # The list fits the page: long values are clipped (whole on hover and on the row's page).
     column_list = (
         "task_name",
+        "periodic_task_name",
         "state",
         "args",
         "worker",
