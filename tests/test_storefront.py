@@ -199,3 +199,29 @@ def test_the_sale_page_links_its_success_message_to_the_orders(app, users):
     client = login(app.test_client(), "buyer", "buyer-password")
     html = client.get(f"/seckill/{course_id}/").get_data(as_text=True)
     assert 'data-orders-url="/orders/"' in html
+
+
+def test_home_keeps_its_carousel_when_the_database_is_away(app, client, tmp_path):
+    from conftest import restore_celery
+
+    from config import TestingConfig
+    from luffy import create_app
+    from luffy.models import Banner
+
+    with app.app_context():
+        db.session.add(Banner(title="库挂了也在", image="/static/img/banners/go.svg", orders=1))
+        db.session.commit()
+    assert "库挂了也在" in client.get("/").get_data(as_text=True)  # now in Redis too
+
+    class NoDatabase(TestingConfig):
+        def __init__(self):
+            super().__init__()
+            # A SQLite file in a folder that does not exist: every query fails.
+            self.SQLALCHEMY_DATABASE_URI = f"sqlite:///{tmp_path / 'missing' / 'luffy.db'}"
+
+    away = create_app(NoDatabase)
+    restore_celery(app)
+    response = away.test_client().get("/")
+    html = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert "库挂了也在" in html and "课程暂时无法加载" in html

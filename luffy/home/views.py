@@ -1,6 +1,9 @@
 """Routes of the home feature."""
 
+import logging
+
 from flask import Response, current_app, render_template, send_from_directory
+from sqlalchemy.exc import SQLAlchemyError
 
 from luffy.courses.queries import all_courses
 from luffy.home import bp
@@ -9,16 +12,18 @@ from luffy.sales.queries import open_sales
 
 HOME_COURSES = 8
 HOME_SALES = 4
+log = logging.getLogger(__name__)
 
 
 @bp.get("/")
 def index():
-    return render_template(
-        "home/index.html",
-        banners=banner_cache().banners(),
-        courses=all_courses(limit=HOME_COURSES),
-        sales=open_sales(limit=HOME_SALES),
-    )
+    banners = banner_cache().banners()  # survives a database outage on its own (banners.py)
+    try:
+        courses, sales = all_courses(limit=HOME_COURSES), open_sales(limit=HOME_SALES)
+    except SQLAlchemyError as error:  # the carousel still shows; the lists say they are away
+        log.warning("Home page without courses and sales, database unavailable: %s", error)
+        courses = sales = None
+    return render_template("home/index.html", banners=banners, courses=courses, sales=sales)
 
 
 @bp.get("/api/v1/home/banners/")
