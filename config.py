@@ -71,9 +71,8 @@ class Config:
         self.REDIS_SOCKET_TIMEOUT = env_float("REDIS_SOCKET_TIMEOUT", 0.25)
         self.TIMEZONE = env("TIMEZONE", "Asia/Shanghai")
         # Flask-Babel: every page in Simplified Chinese (Flask-Admin ships its words under this
-        # locale's name) and every time shown in TIMEZONE (the ``datetimeformat`` filter).
+        # locale's name); its ``datetimeformat`` filter shows times in TIMEZONE (luffy/__init__).
         self.BABEL_DEFAULT_LOCALE = "zh_Hans_CN"
-        self.BABEL_DEFAULT_TIMEZONE = self.TIMEZONE
         self.BANNER_COUNT = env_int("BANNER_COUNT", 5)
         # Redis copy of the banner list: a safety-net TTL behind invalidate-on-write.
         self.BANNER_CACHE_TTL = env_int("BANNER_CACHE_TTL", 300)

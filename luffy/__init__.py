@@ -3,7 +3,7 @@
 import logging
 from pathlib import Path
 
-from flask import Flask
+from flask import Flask, current_app
 
 from config import config_for_environment
 
@@ -52,10 +52,16 @@ def register_extensions(app):
     mail.init_app(app)
     csrf.init_app(app)
     init_login(app)
-    babel.init_app(app)  # one language and one time zone (config.py, BABEL_*)
+    # One language (BABEL_DEFAULT_LOCALE) and one time zone: every page's times in TIMEZONE.
+    babel.init_app(app, timezone_selector=site_timezone)
     metrics.init_app(app)
     banners.init_app(app)
     beat.init_app(app)  # every schedule write marks it changed for beat
+
+
+def site_timezone():
+    """Flask-Babel's time zone: the site's, read per request like every setting."""
+    return current_app.config["TIMEZONE"]
 
 
 def register_blueprints(app):

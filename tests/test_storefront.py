@@ -225,3 +225,36 @@ def test_home_keeps_its_carousel_when_the_database_is_away(app, client, tmp_path
     html = response.get_data(as_text=True)
     assert response.status_code == 200
     assert "库挂了也在" in html and "课程暂时无法加载" in html
+
+
+def test_orders_follow_the_configured_timezone(app, users):
+    from conftest import restore_celery
+
+    from config import TestingConfig
+    from luffy import create_app
+
+    course_id, sale_id = add_sale(app, stock=5, course_name="纽约时间")
+    with app.app_context():
+        db.session.add(
+            Order(
+                ticket="e" * 32,
+                user_id=users["buyer"],
+                course_id=course_id,
+                sale_id=sale_id,
+                price="9.90",
+                created_at=datetime(2026, 3, 1, 1, 30, tzinfo=UTC),
+            )
+        )
+        db.session.commit()
+
+    class NewYork(TestingConfig):
+        def __init__(self):
+            super().__init__()
+            self.TIMEZONE = "America/New_York"
+
+    other = create_app(NewYork)
+    restore_celery(app)
+    html = (
+        login(other.test_client(), "buyer", "buyer-password").get("/orders/").get_data(as_text=True)
+    )
+    assert "2026-02-28 20:30:00" in html and "America/New_York" in html
