@@ -17,6 +17,7 @@ from browser_helpers import (
     serious_axe_violations,
     sign_in,
 )
+from conftest import start_worker, stop_worker
 from live_servers import environment, start_gunicorn
 from local_redis import free_port
 
@@ -26,10 +27,17 @@ expect = sync_api.expect
 
 @pytest.fixture(scope="module")
 def site(app, tmp_path_factory):
-    """gunicorn serving wsgi:app (no worker: the admin pages need none)."""
-    server = start_gunicorn(free_port(), tmp_path_factory.mktemp("admin"), environment())
+    """gunicorn serving wsgi:app and one worker (the dashboard and the home list it)."""
+    worker = start_worker(app, "-c", "1")
+    try:
+        server = start_gunicorn(free_port(), tmp_path_factory.mktemp("admin"), environment())
+    except Exception:
+        stop_worker(worker)
+        raise
+    server.worker = worker
     yield server
     server.stop()
+    stop_worker(worker)
 
 
 @pytest.fixture(scope="module")
@@ -211,7 +219,8 @@ def test_the_dashboard_shows_loading_first_then_words(site, admin):
     expect(admin.locator("#workers")).to_contain_text("正在询问工作进程")
     expect(admin.locator("#updated")).to_contain_text("正在加载")
     expect(admin.locator("#updated")).to_contain_text("更新于", timeout=20_000)
-    expect(admin.locator("#workers")).to_contain_text("没有工作进程响应")
+    expect(admin.locator("#workers")).to_contain_text(site.worker.hostname)
+    expect(admin.locator("#workers")).to_contain_text("在线")
     admin.unroute_all(behavior="ignoreErrors")  # later refreshes go straight through
 
     unknown = "00000000-dead-beef-0000-000000000000"

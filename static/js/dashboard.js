@@ -24,20 +24,21 @@
   }
 
   // What workers answer (Celery's English), in words.
-  var REPLY_WORDS = {
-    "tasks flagged as revoked": "已标记为撤销",
-    "pool will grow": "进程池将增加",
-    "pool will shrink": "进程池将减少",
-    "new rate limit set successfully": "新的速率限制已生效",
-    "rate limit disabled successfully": "已取消速率限制",
-    "unknown task": "工作进程不认识这个任务名",
-    "specified task is rate limit disabled": "这个任务没有速率限制"
-  };
+  var REPLY_WORDS = [
+    [/^terminate:/, "已撤销并终止正在执行的任务"],
+    [/flagged as revoked/, "已标记为撤销"],
+    [/pool will grow/, "进程池将增加"],
+    [/pool will shrink/, "进程池将减少"],
+    [/new rate limit set/, "新的速率限制已生效"],
+    [/rate limit disabled/, "已取消速率限制"],
+    [/unknown task/i, "工作进程不认识这个任务名"]
+  ];
 
   function replyWords(text) {
     text = String(text);
-    if (REPLY_WORDS[text]) return REPLY_WORDS[text];
-    if (/^terminate:/.test(text)) return "已撤销并终止正在执行的任务";
+    for (var i = 0; i < REPLY_WORDS.length; i++) {
+      if (REPLY_WORDS[i][0].test(text)) return REPLY_WORDS[i][1];
+    }
     return text;
   }
 
