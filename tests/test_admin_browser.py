@@ -206,7 +206,7 @@ def test_task_results_show_badges_and_filter_by_state(app, site, admin):
     expect(admin.locator("table.model-list tbody tr")).to_have_count(1)
     expect(admin.locator("table.model-list")).to_contain_text("tasks.demo_failure")
 
-    admin.goto(site.url + "/admin/taskresult/?search=demo_retry")
+    admin.goto(site.url + "/admin/taskresult/?search=tasks.demo_retry")
     expect(admin.locator("table.model-list tbody tr")).to_have_count(1)
 
 

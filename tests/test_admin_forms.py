@@ -306,7 +306,7 @@ def test_task_results_filter_by_state_and_search_by_name(app, admin_client):
     add_results(app)
     failed = admin_client.get("/admin/taskresult/?flt0_0=FAILURE").get_data(as_text=True)
     assert "tasks.user.send_email" in failed and "tasks.home.update_banner" not in failed
-    found = admin_client.get("/admin/taskresult/?search=update_banner").get_data(as_text=True)
+    found = admin_client.get("/admin/taskresult/?search=tasks.home.update").get_data(as_text=True)
     assert "tasks.home.update_banner" in found and "tasks.user.send_email" not in found
 
 
