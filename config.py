@@ -207,7 +207,7 @@ def celery_settings(
     # second delivery of a delayed task (luffy/celery_init.py). Sweep for such messages
     # often enough that a short timeout (CELERY_VISIBILITY_TIMEOUT) is honoured.
     restore_every = max(1, min(10, visibility_timeout // 3))
-    return {
+    settings = {
         "broker_url": broker_url,
         "result_backend": result_backend,
         "broker_connection_retry_on_startup": True,
@@ -277,6 +277,11 @@ def celery_settings(
             },
         },
     }
+    if broker_url.startswith(("redis://", "rediss://")):
+        # kombu's Redis transport with a fix: a worker holding unacked messages survives a
+        # Redis restart and puts them back at once (luffy/redis_broker.py explains).
+        settings["broker_transport"] = "luffy.redis_broker:Transport"
+    return settings
 
 
 class DevelopmentConfig(Config):

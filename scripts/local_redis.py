@@ -43,8 +43,18 @@ def local_redis_address(url):
     return parts.hostname or "127.0.0.1", parts.port or 6379
 
 
-def start_redis(port, data_dir, host="127.0.0.1"):
-    """Start redis-server on ``port`` (keeping nothing on disk); returns the Popen once it answers."""
+def persistence_options(persist):
+    """redis-server options: an append-only file synced every second, or nothing on disk."""
+    if not persist:
+        return ["--save", "", "--appendonly", "no"]
+    # Every write is logged and fsynced once a second: a crash (kill -9, power loss) loses at
+    # most the last second, and the broker's queued and unacked messages survive a restart.
+    return ["--save", "", "--appendonly", "yes", "--appendfsync", "everysec"]
+
+
+def start_redis(port, data_dir, host="127.0.0.1", persist=False):
+    """Start redis-server on ``port`` with its files in ``data_dir``; returns the Popen once it
+    answers. ``persist``: keep the data in an append-only file there (else nothing on disk)."""
     Path(data_dir).mkdir(parents=True, exist_ok=True)
     process = subprocess.Popen(
         [
@@ -53,10 +63,7 @@ def start_redis(port, data_dir, host="127.0.0.1"):
             str(port),
             "--bind",
             host,
-            "--save",
-            "",
-            "--appendonly",
-            "no",
+            *persistence_options(persist),
             "--dir",
             str(data_dir),
         ],
