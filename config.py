@@ -67,6 +67,9 @@ class Config:
         # (redis+cluster://, or REDIS_CLUSTER=1 with any node's redis:// URL): luffy/redis_urls.py.
         self.REDIS_URL = env("REDIS_URL", "redis://127.0.0.1:6379/0")
         self.REDIS_CLUSTER = env_bool("REDIS_CLUSTER", False)
+        # Where `make run`'s own redis-server (started when nothing answers at a local Redis
+        # URL) keeps its append-only file, so queued messages survive its restart.
+        self.LOCAL_REDIS_DIR = env("LOCAL_REDIS_DIR", str(instance / "redis"))
         # Every Redis call gives up after this long, so an outage degrades, never hangs.
         self.REDIS_SOCKET_TIMEOUT = env_float("REDIS_SOCKET_TIMEOUT", 0.25)
         self.TIMEZONE = env("TIMEZONE", "Asia/Shanghai")
