@@ -1,4 +1,5 @@
-"""What the real-browser tests share: Debian's Chromium through Playwright, or a clear skip.
+"""What the real-browser tests share: Debian's Chromium through Playwright, or a clear skip
+(a failure under CI=true: CI must not go green without its browser tests).
 
 Nothing downloads a browser: Playwright launches /usr/bin/chromium (``apt-get install
 chromium``; .ci/run does it), or LUFFY_TEST_CHROMIUM.
@@ -7,8 +8,7 @@ chromium``; .ci/run does it), or LUFFY_TEST_CHROMIUM.
 import os
 from pathlib import Path
 
-import pytest
-from conftest import ROOT
+from conftest import ROOT, skip_or_fail_in_ci
 
 CHROMIUM = Path(os.environ.get("LUFFY_TEST_CHROMIUM", "/usr/bin/chromium"))
 # As the machine's notes prescribe: no sandbox as root, and no background connections that a
@@ -29,14 +29,18 @@ SCREENSHOTS = ROOT / "var" / "screenshots"
 def playwright_or_skip():
     """Playwright's sync API; skips the calling test module, saying why, without Chromium."""
     if not CHROMIUM.exists():
-        pytest.skip(
+        skip_or_fail_in_ci(
             f"browser tests skipped: no Chromium at {CHROMIUM} (apt-get install chromium)",
-            allow_module_level=True,
+            module_level=True,
         )
-    return pytest.importorskip(
-        "playwright.sync_api",
-        reason="browser tests skipped: playwright not installed (requirements-dev.txt)",
-    )
+    try:
+        import playwright.sync_api
+    except ImportError:
+        skip_or_fail_in_ci(
+            "browser tests skipped: playwright not installed (requirements-dev.txt)",
+            module_level=True,
+        )
+    return playwright.sync_api
 
 
 # Where the storefront and admin browser tests keep what they saw when they fail (.gitignore'd).

@@ -1,13 +1,11 @@
 """Flower started with ``celery -A tasks flower`` against the test broker lists the worker."""
 
 import os
-import socket
 import subprocess
 import time
 
-import pytest
 import requests
-from conftest import BIN, ROOT, RUNTIME, restore_celery, start_worker, stop_worker
+from conftest import BIN, ROOT, RUNTIME, rabbitmq_url, restore_celery, start_worker, stop_worker
 
 USER, PASSWORD = "ops", "flower-test-password"
 
@@ -115,11 +113,7 @@ def test_flower_on_rabbitmq_lists_the_worker(app, monkeypatch):
     from config import TestingConfig
     from luffy import create_app
 
-    url = os.environ.get("LUFFY_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672//")
-    try:
-        socket.create_connection(("127.0.0.1", 5672), timeout=0.5).close()
-    except OSError:
-        pytest.skip("no RabbitMQ on 127.0.0.1:5672 (set LUFFY_TEST_RABBITMQ_URL)")
+    url = rabbitmq_url()
     # Celery prefers the CELERY_BROKER_URL variable to any broker given in code.
     monkeypatch.setenv("CELERY_BROKER_URL", url)
     rabbit = create_app(TestingConfig)

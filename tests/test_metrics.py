@@ -12,6 +12,9 @@ from conftest import BIN, ROOT, RUNTIME, restore_celery
 
 TOKEN = "test-metrics-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
+# A scrape answers from what is known, never waiting for the workers (target: 100 ms; the
+# bound here leaves room for a busy shared machine and stays far below any inspect timeout).
+SCRAPE_SECONDS = 1.0
 SAMPLE = re.compile(r"^(?P<name>[a-zA-Z_:][\w:]*)(\{(?P<labels>.*)\})? (?P<value>\S+)$")
 
 
@@ -47,6 +50,21 @@ def scrape(client):
     assert response.status_code == 200, response.get_data(as_text=True)[:300]
     assert response.content_type.startswith("text/plain")
     return parse(response.get_data(as_text=True))
+
+
+def scrape_live(client, timeout=30):
+    """A scrape that includes the live gauges (workers, queues, broker): scrapes again while
+    the process's first background inspect is on its way, each scrape answering at once."""
+    deadline = time.monotonic() + timeout
+    while True:
+        started = time.monotonic()
+        samples = scrape(client)
+        assert time.monotonic() - started < SCRAPE_SECONDS
+        if value(samples, "luffy_live_state_loaded") == 1:
+            return samples
+        assert ("luffy_broker_up", frozenset()) not in samples  # nothing made up meanwhile
+        assert time.monotonic() < deadline, "the live gauges never appeared"
+        time.sleep(0.2)
 
 
 def test_metrics_refuse_everyone_without_a_configured_token(app, client, monkeypatch):
@@ -105,10 +123,11 @@ def test_task_counters_move_when_tasks_run(app, client, token, worker):
         == 2
     )
     assert value(after, "luffy_tasks_total", name=name, state="STARTED") >= 2
-    assert value(after, "luffy_broker_up") == 1
-    assert value(after, "luffy_workers_online") >= 1
+    live = scrape_live(client)
+    assert value(live, "luffy_broker_up") == 1
+    assert value(live, "luffy_workers_online") >= 1
     for queue in ("default", "seckill", "notify", "periodic"):
-        assert ("luffy_queue_length", frozenset({("queue", queue)})) in after
+        assert ("luffy_queue_length", frozenset({("queue", queue)})) in live
 
 
 def test_banner_cache_hits_and_misses_are_counted(app, client, token):
@@ -137,11 +156,32 @@ def test_metrics_answer_quickly_with_the_broker_down(app, monkeypatch):
     monkeypatch.setenv("METRICS_TOKEN", TOKEN)
     try:
         broken = create_app(TestingConfig)
+        samples = scrape_live(broken.test_client())
+        assert samples[("luffy_broker_up", frozenset())] == 0
+        assert samples[("luffy_workers_online", frozenset())] == 0
+    finally:
+        restore_celery(app)
+
+
+def test_a_scrape_never_waits_for_the_workers(app, worker, monkeypatch):
+    """With a 3 s inspect timeout every scrape still answers at once, from the last snapshot,
+    and the snapshot is taken in the background."""
+    from config import TestingConfig
+    from luffy import create_app
+
+    monkeypatch.setenv("MONITOR_INSPECT_TIMEOUT", "3")
+    monkeypatch.setenv("METRICS_TOKEN", TOKEN)
+    try:
+        slow = create_app(TestingConfig)
+        client = slow.test_client()
         started = time.monotonic()
-        samples = scrape(broken.test_client())
-        assert time.monotonic() - started < 2.0
-        assert value(samples, "luffy_broker_up") == 0
-        assert value(samples, "luffy_workers_online") == 0
+        first = scrape(client)
+        assert time.monotonic() - started < SCRAPE_SECONDS
+        assert value(first, "luffy_live_state_loaded") == 0
+        live = scrape_live(client)
+        assert live[("luffy_broker_up", frozenset())] == 1
+        assert live[("luffy_workers_online", frozenset())] >= 1
+        assert live[("luffy_live_state_age_seconds", frozenset())] >= 0
     finally:
         restore_celery(app)
 

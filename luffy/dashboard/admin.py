@@ -9,7 +9,7 @@ from flask_admin import expose
 
 from luffy.admin.security import SecureBaseView
 from luffy.admin.times import show
-from luffy.dashboard import charts, services
+from luffy.dashboard import charts, live, services
 from luffy.dashboard.task_words import STATE_LABELS, readable_json
 from luffy.extensions import db
 from luffy.models import Sale
@@ -105,11 +105,7 @@ class DashboardView(SecureBaseView):
 
     @expose("/tasks/<task_id>")
     def task(self, task_id):
-        try:
-            detail = services.task_detail(task_id) if TASK_ID.match(task_id) else None
-            error = None
-        except services.Unavailable as exc:
-            detail, error = None, str(exc)
+        detail = services.task_detail(task_id) if TASK_ID.match(task_id) else None
         status = 200 if detail else 404
         if detail:
             detail = readable_detail(detail)
@@ -117,7 +113,6 @@ class DashboardView(SecureBaseView):
             "dashboard/task.html",
             task_id=task_id,
             detail=detail,
-            error=error,
             admin_url=self._task_result_admin_url(detail),
         )
         return page, status
@@ -186,17 +181,13 @@ class DashboardView(SecureBaseView):
         except services.Unavailable as error:
             return refusal(503, f"消息代理或工作进程无响应：{error}")
         except Exception as error:  # a broker error is an answer, never a 500
-            return refusal(503, f"消息代理或工作进程无响应：{services.describe(error)}")
+            return refusal(503, f"消息代理或工作进程无响应：{live.describe(error)}")
         return worker_answer(replies)
 
     # The task results list belongs to the results admin view; link to it when it exists.
     def _results_view(self):
-        try:
-            model = services.task_result_model()
-        except services.Unavailable:
-            return None
         for view in self.admin._views:
-            if getattr(view, "model", None) is model:
+            if getattr(view, "model", None) is services.TaskResult:
                 return view
         return None
 

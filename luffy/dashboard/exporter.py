@@ -1,8 +1,11 @@
 """``GET /metrics``: Prometheus text format, for a scraper holding ``METRICS_TOKEN``.
 
-Counters come from ``luffy.metrics`` (summed over every process in Redis); queue lengths and
-workers online are asked at scrape time, each within a deadline, so a broker outage shows as
-``luffy_broker_up 0`` instead of a hanging scrape.
+Counters come from ``luffy.metrics`` (summed over every process in Redis). Queue lengths,
+workers online and whether the broker answers come from the live snapshot the dashboard also
+uses (``luffy.dashboard.live``): a scrape never waits for the workers; it answers from the
+last snapshot and starts a new one in the background when that one is older than
+``SNAPSHOT_MAX_AGE_SECONDS`` (``luffy_live_state_age_seconds`` says how old it is). Until a
+process has its first snapshot, ``luffy_live_state_loaded`` is 0 and those gauges are absent.
 """
 
 import hmac
@@ -13,7 +16,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from prometheus_client.core import GaugeMetricFamily, Metric
 from redis.exceptions import RedisError
 
-from luffy.dashboard import bp, services
+from luffy.dashboard import bp
+from luffy.dashboard.live import live_state
 from luffy.metrics import counters_for
 from luffy.responses import refusal
 
@@ -24,6 +28,8 @@ DESCRIPTIONS = {
     "seckill_refusals": "Flash-sale buy requests refused, by reason.",
     "seckill_orders": "Flash-sale orders, by state.",
 }
+# A scrape older than this (Prometheus scrapes every 15 s by default) starts a new snapshot.
+SNAPSHOT_MAX_AGE_SECONDS = 10
 INVALID_NAME = re.compile(r"[^a-zA-Z0-9_]")
 
 
@@ -33,7 +39,7 @@ def metric_name(name):
 
 
 class LuffyCollector:
-    """Built for one scrape: reads the shared counters and asks the broker and workers."""
+    """Built for one scrape: the shared counters and the live snapshot of workers and queues."""
 
     def __init__(self, app):
         self.app = app
@@ -70,25 +76,28 @@ class LuffyCollector:
         yield from families.values()
 
     def broker(self):
-        seconds = self.app.config["MONITOR_INSPECT_TIMEOUT"] + 0.5
-        up = GaugeMetricFamily("luffy_broker_up", "1 when the Celery broker answered this scrape.")
+        snapshot = live_state(self.app).latest(SNAPSHOT_MAX_AGE_SECONDS)
+        loaded = GaugeMetricFamily(
+            "luffy_live_state_loaded", "1 once workers and queues were asked at least once."
+        )
+        loaded.add_metric([], 0 if snapshot is None else 1)
+        yield loaded
+        if snapshot is None:
+            return
+        age = GaugeMetricFamily(
+            "luffy_live_state_age_seconds", "Seconds since workers and queues were last asked."
+        )
+        age.add_metric([], round(snapshot.age, 3))
+        up = GaugeMetricFamily("luffy_broker_up", "1 when the Celery broker answered.")
+        up.add_metric([], 1 if snapshot.broker_up else 0)
         queues = GaugeMetricFamily(
             "luffy_queue_length", "Messages waiting in each Celery queue.", labels=["queue"]
         )
-        workers = GaugeMetricFamily("luffy_workers_online", "Celery workers answering a ping.")
-        try:
-            lengths = services.call_with_deadline(seconds, services.queue_lengths, app=self.app)
-            for queue, info in lengths.items():
-                queues.add_metric([queue], info["messages"])
-            online = services.call_with_deadline(seconds, services.workers_online, app=self.app)
-            workers.add_metric([], online)
-            up.add_metric([], 1)
-        except Exception:  # the scrape still answers; the gauge says the broker is down
-            up.add_metric([], 0)
-            workers.add_metric([], 0)
-        yield up
-        yield queues
-        yield workers
+        for queue, info in (snapshot.queues.get("data") or {}).items():
+            queues.add_metric([queue], info["messages"])
+        workers = GaugeMetricFamily("luffy_workers_online", "Celery workers answering inspect.")
+        workers.add_metric([], snapshot.workers_online)
+        yield from (age, up, queues, workers)
 
 
 def token_matches():

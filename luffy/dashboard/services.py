@@ -1,277 +1,77 @@
-"""What the monitoring dashboard and /metrics show, each section bounded in time.
+"""What the monitoring dashboard shows, each section bounded in time, and the worker controls.
 
-Live state (workers, queues) comes from inspect calls and the broker; history comes from
-the task results table, never from memory (PITFALLS 21). Every section runs in a thread of
-its own with a deadline, so a worker or broker that does not answer costs at most the
-deadline and the section says why instead of hanging the page. Sections whose source is
-another feature (beat, flash sale, task results) answer "not available" while it is missing.
+Live state (workers, queues) comes from inspect calls and the broker, through the shared
+background snapshot of ``luffy.dashboard.live``; history comes from the task results table,
+never from memory (Flower's in-memory history grows and dies with the process). Every
+section runs in parallel with a deadline, so a worker, broker or database that does not
+answer costs at most the deadline and the section says why instead of hanging the page.
 """
 
-import contextlib
-import logging
-import threading
-import time
+from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import TimeoutError as FutureTimeout
 from datetime import UTC, datetime
 
 from flask import current_app
-from kombu.exceptions import ChannelError
 from sqlalchemy import select
 
 import luffy.result_queries as result_queries
-from config import TASK_QUEUES
-from luffy.beat.keys import LAST_TICK_KEY, LOCK_KEY
+from luffy.beat import services as beat_services
+from luffy.dashboard import live
+from luffy.dashboard.live import Unavailable, celery_app, check_broker
 from luffy.extensions import db
 from luffy.models.base import as_utc
-from luffy.redis_store import get_redis
-
-log = logging.getLogger(__name__)
+from luffy.models.task_result import TaskResult
+from luffy.seckill import services as seckill_services
 
 # The whole dashboard answer must come back within 2 s, whatever is down.
 SECTION_DEADLINE_SECONDS = 1.6
-KNOWN_WORKERS_KEY = "luffy:monitor:workers"  # hostname -> unix time last seen
-FORGET_WORKER_AFTER_SECONDS = 24 * 3600
 FAILURES_SHOWN = 10
 THROUGHPUT_MINUTES = 60
 
 
-class Unavailable(Exception):
-    """A section's source is missing or does not answer; the message is shown instead."""
-
-
-def describe(error):
-    if isinstance(error, Unavailable):
-        return str(error)
-    return f"{type(error).__name__}: {error}"[:300]
+def _in_context(app, fn, *args, **kwargs):
+    with app.app_context():
+        return fn(*args, **kwargs)
 
 
 def call_with_deadline(seconds, fn, *args, app=None, **kwargs):
-    """``fn(*args, **kwargs)`` in a daemon thread (in ``app``'s context when given); raises
-    Unavailable when it takes longer than ``seconds``. A late call finishes on its own, bounded
-    by the socket timeouts of what it talks to."""
-    box = {}
-
-    def run():
-        try:
-            if app is None:
-                box["value"] = fn(*args, **kwargs)
-            else:
-                with app.app_context():
-                    box["value"] = fn(*args, **kwargs)
-        except BaseException as error:  # handed to the caller, which decides
-            box["error"] = error
-
-    thread = threading.Thread(target=run, name="luffy-monitor", daemon=True)
-    thread.start()
-    thread.join(seconds)
-    if thread.is_alive():
-        raise Unavailable(f"no answer within {seconds:g} s")
-    if "error" in box:
-        raise box["error"]
-    return box["value"]
-
-
-def collect(sections, seconds=SECTION_DEADLINE_SECONDS):
-    """Run every ``{name: fn}`` in parallel within ``seconds``: {name: {ok, data | error}}."""
-    app = current_app._get_current_object()
-    threads, boxes = {}, {}
-    for name, fn in sections.items():
-        boxes[name] = box = {}
-
-        def run(fn=fn, box=box):
-            try:
-                with app.app_context():
-                    box["data"] = fn()
-            except Exception as error:  # the section shows the error instead of failing the page
-                box["error"] = describe(error)
-
-        threads[name] = threading.Thread(target=run, name=f"luffy-monitor-{name}", daemon=True)
-        threads[name].start()
-    deadline = time.monotonic() + seconds
-    answer = {}
-    for name, thread in threads.items():
-        thread.join(max(0.0, deadline - time.monotonic()))
-        box = boxes[name]
-        if thread.is_alive():
-            answer[name] = {"ok": False, "error": f"no answer within {seconds:g} s"}
-        elif "error" in box:
-            answer[name] = {"ok": False, "error": box["error"]}
-        else:
-            answer[name] = {"ok": True, "data": box["data"]}
-    return answer
-
-
-# -- the broker -------------------------------------------------------------------------------
-
-
-def celery_app():
-    return current_app.extensions["celery"]
-
-
-def check_broker(timeout):
-    """Raise Unavailable at once when the broker refuses connections (no retries)."""
+    """``fn(*args, **kwargs)`` in another thread, in ``app``'s context (the current app's by
+    default); raises Unavailable when it takes longer than ``seconds``. A late call finishes
+    on its own, bounded by the socket timeouts of what it talks to."""
+    app = app or current_app._get_current_object()
+    executor = ThreadPoolExecutor(1, thread_name_prefix="luffy-monitor")
     try:
-        with celery_app().connection_for_write() as connection:
-            connection.ensure_connection(max_retries=0, timeout=timeout)
-    except Exception as error:
-        raise Unavailable(f"broker unavailable: {describe(error)}") from error
+        return executor.submit(_in_context, app, fn, *args, **kwargs).result(timeout=seconds)
+    except FutureTimeout:
+        raise Unavailable(f"no answer within {seconds:g} s") from None
+    finally:
+        executor.shutdown(wait=False)
 
 
-def queue_lengths(names=TASK_QUEUES, timeout=None):
-    """{queue: {"messages": n, "consumers": n | None}} for a Redis or an AMQP broker.
-
-    A passive declare asks the broker without creating anything; a queue that does not
-    exist yet (Redis deletes an empty list) counts as empty.
-    """
-    timeout = timeout or current_app.config["MONITOR_INSPECT_TIMEOUT"]
-    lengths = {}
-    with celery_app().connection_for_read() as connection:
-        try:
-            connection.ensure_connection(max_retries=0, timeout=timeout)
-        except Exception as error:
-            raise Unavailable(f"broker unavailable: {describe(error)}") from error
-        counts_consumers = connection.transport.driver_type == "amqp"
-        not_found = (ChannelError, *connection.channel_errors)
-        for name in names:
-            channel = connection.channel()
-            try:
-                _, messages, consumers = channel.queue_declare(queue=name, passive=True)
-            except not_found:
-                messages, consumers = 0, 0
-            finally:
-                try:
-                    channel.close()
-                except Exception:  # a channel the broker closed after NOT_FOUND
-                    pass
-            lengths[name] = {
-                "messages": int(messages),
-                "consumers": int(consumers) if counts_consumers else None,
-            }
-    return lengths
-
-
-# -- workers ----------------------------------------------------------------------------------
-
-
-def inspect_workers(timeout=None):
-    """Every worker that answers, with pool size, active/reserved/scheduled tasks and processed counts,
-    plus workers seen in the last day that no longer answer (offline)."""
-    started = time.monotonic()
-    timeout = timeout or current_app.config["MONITOR_INSPECT_TIMEOUT"]
-    check_broker(timeout)
+def collect(sections, seconds=SECTION_DEADLINE_SECONDS, extra=()):
+    """Run every ``{name: fn}`` in parallel within ``seconds``: {name: {ok, data | error}}.
+    ``extra`` futures (a live snapshot being taken) are waited for within the same deadline."""
     app = current_app._get_current_object()
-    calls = {}
-    for method in ("stats", "active", "reserved", "scheduled"):
-        # One thread per call: each inspect waits its full timeout for replies.
-        calls[method] = _start_inspect(app, method, timeout)
-    replies = {}
-    for method, (thread, box) in calls.items():
-        thread.join(timeout + 0.5)
-        replies[method] = box.get("value") or {}
-    stats, active, reserved = replies["stats"], replies["active"], replies["reserved"]
-    scheduled = replies["scheduled"]
-    now = time.time()
-    workers = []
-    for hostname in sorted(set(stats) | set(active) | set(reserved) | set(scheduled)):
-        info = stats.get(hostname) or {}
-        pool = info.get("pool") or {}
-        workers.append(
-            {
-                "hostname": hostname,
-                "online": True,
-                # "celery.concurrency.prefork:TaskPool" -> "prefork"
-                "pool": pool.get("implementation", "").split(":")[0].rsplit(".", 1)[-1] or None,
-                "concurrency": pool.get("max-concurrency"),
-                "processes": len(pool.get("processes") or []) or None,
-                "processed": sum((info.get("total") or {}).values()),
-                "active": [_task_brief(task) for task in active.get(hostname) or []],
-                "reserved": [_task_brief(task) for task in reserved.get(hostname) or []],
-                # Tasks with a countdown or eta wait in the worker's memory until they are due.
-                "scheduled": [
-                    dict(_task_brief(entry.get("request") or {}), eta=entry.get("eta"))
-                    for entry in scheduled.get(hostname) or []
-                ],
-            }
-        )
-    online = {worker["hostname"] for worker in workers}
-    # The inspections took most of the section's time; the offline list (from Redis) gets what
-    # is left, so a slow or silent Redis costs the list of past workers, not the live ones.
-    left = SECTION_DEADLINE_SECONDS - (time.monotonic() - started) - 0.15
-    try:
-        workers.extend(call_with_deadline(max(0.05, left), _remember_workers, online, now, app=app))
-    except Unavailable as error:
-        log.warning("Offline workers not listed, Redis too slow: %s", error)
-    return workers
-
-
-def _start_inspect(app, method, timeout):
-    box = {}
-
-    def run():
-        try:
-            box["value"] = getattr(
-                app.extensions["celery"].control.inspect(timeout=timeout), method
-            )()
-        except Exception as error:
-            box["error"] = error
-
-    thread = threading.Thread(target=run, name=f"luffy-inspect-{method}", daemon=True)
-    thread.start()
-    return thread, box
-
-
-def _task_brief(task):
-    started = task.get("time_start")
+    executor = ThreadPoolExecutor(len(sections), thread_name_prefix="luffy-monitor")
+    futures = {
+        name: executor.submit(_in_context, app, live.section, fn) for name, fn in sections.items()
+    }
+    wait([*futures.values(), *extra], timeout=seconds)
+    executor.shutdown(wait=False)
     return {
-        "id": task.get("id"),
-        "name": task.get("name") or task.get("type"),
-        "args": str(task.get("args"))[:200],
-        "started": datetime.fromtimestamp(started, UTC).isoformat(timespec="seconds")
-        if isinstance(started, (int, float))
-        else None,
+        name: future.result()
+        if future.done()
+        else {"ok": False, "error": f"no answer within {seconds:g} s"}
+        for name, future in futures.items()
     }
 
 
-def _remember_workers(online, now):
-    """Note who answered; return the workers seen in the last day that did not (offline)."""
-    try:
-        redis = get_redis()
-        if online:
-            redis.hset(KNOWN_WORKERS_KEY, mapping={hostname: now for hostname in online})
-        known = redis.hgetall(KNOWN_WORKERS_KEY)
-    except Exception as error:  # the live list still stands without the memory of past ones
-        log.warning("Could not read the known workers from Redis: %s", error)
-        return []
-    offline, forget = [], []
-    for raw_name, raw_seen in known.items():
-        hostname, seen = raw_name.decode(), float(raw_seen)
-        if hostname in online:
-            continue
-        if now - seen > FORGET_WORKER_AFTER_SECONDS:
-            forget.append(hostname)
-            continue
-        offline.append(
-            {
-                "hostname": hostname,
-                "online": False,
-                "last_seen": datetime.fromtimestamp(seen, UTC).isoformat(timespec="seconds"),
-            }
-        )
-    if forget:
-        with contextlib.suppress(Exception):
-            get_redis().hdel(KNOWN_WORKERS_KEY, *forget)
-    return sorted(offline, key=lambda worker: worker["hostname"])
-
-
-def workers_online(timeout=None):
-    """How many workers answer a ping (0 when the broker is down)."""
-    timeout = timeout or current_app.config["MONITOR_INSPECT_TIMEOUT"]
-    check_broker(timeout)
-    return len(celery_app().control.ping(timeout=timeout) or [])
+# -- worker controls --------------------------------------------------------------------------
 
 
 def control(command, destination, timeout=None, **arguments):
     """Send a control command to the named workers and return their replies ({host: reply})."""
-    timeout = timeout or current_app.config["MONITOR_INSPECT_TIMEOUT"]
+    timeout = timeout or live.inspect_timeout()
     check_broker(timeout)
     replies = (
         celery_app().control.broadcast(
@@ -306,21 +106,13 @@ def set_rate_limit(task_name, rate, hostname=None):
 def revoke(task_id, terminate=False):
     """Revoke a task on every worker (SIGTERM it when ``terminate`` and it is running).
 
-    Workers keep the revoked ids in memory (and in their --statedb file when they have one),
-    so a task queued now is dropped when a worker picks it up later (PITFALLS 22).
+    Workers keep the revoked ids in memory and in their --statedb file (WORKER_STATE_DB), so
+    a task queued now is dropped when a worker picks it up later, even after a restart.
     """
     return control("revoke", None, task_id=task_id, terminate=terminate, signal="SIGTERM")
 
 
 # -- task history from the results table -----------------------------------------------------
-
-
-def task_result_model():
-    try:
-        from luffy.models.task_result import TaskResult
-    except ImportError as error:
-        raise Unavailable("task results table not available") from error
-    return TaskResult
 
 
 def _iso(moment):
@@ -330,13 +122,11 @@ def _iso(moment):
 
 def task_state_counts(now=None):
     """{"last_hour": {state: n}, "last_day": {state: n}} by the time the task was recorded."""
-    task_result_model()
     return result_queries.state_counts(db.session, now)
 
 
 def throughput_per_minute(now=None, minutes=THROUGHPUT_MINUTES):
     """Tasks finished in each of the last ``minutes`` minutes, oldest first (one query)."""
-    task_result_model()
     return [
         {"minute": _iso(start), "count": count}
         for start, count in result_queries.throughput_per_minute(db.session, now, minutes)
@@ -344,7 +134,6 @@ def throughput_per_minute(now=None, minutes=THROUGHPUT_MINUTES):
 
 
 def latest_failures(limit=FAILURES_SHOWN):
-    task_result_model()
     return [
         {
             "task_id": row.task_id,
@@ -364,7 +153,6 @@ def last_line(traceback):
 
 def task_detail(task_id):
     """The results-table row of one task, or None."""
-    TaskResult = task_result_model()
     row = db.session.scalar(select(TaskResult).where(TaskResult.task_id == task_id))
     if row is None:
         return None
@@ -399,59 +187,21 @@ def task_history():
 
 
 def beat_state():
-    """Last tick, lock holder and the next five due tasks (luffy.beat.services when present)."""
-    try:
-        from luffy.beat import services as beat_services
-    except ImportError:
-        beat_services = None
-    if beat_services is not None and hasattr(beat_services, "beat_status"):
-        status = dict(beat_services.beat_status() or {})
-    else:
-        # The keys beat writes are the interface: read them when the service is missing.
-        holder, tick = get_redis().mget(LOCK_KEY, LAST_TICK_KEY)
-        status = {
-            "holder": holder.decode() if holder else None,
-            "last_tick": float(tick) if tick else None,
-        }
+    """Who holds the beat lock, when beat last ticked, and the next five due tasks."""
+    status = dict(beat_services.beat_status())
     tick = status.get("last_tick")
-    if isinstance(tick, (int, float)):
-        status["seconds_since_tick"] = round(time.time() - tick, 1)
+    if tick is not None:
         status["last_tick"] = datetime.fromtimestamp(tick, UTC).isoformat(timespec="seconds")
-    if beat_services is not None and hasattr(beat_services, "next_due"):
-        status["next_due"] = beat_services.next_due(limit=5)
-    else:
-        status["next_due"] = None  # shown as "not available"
+    status["next_due"] = beat_services.next_due(limit=5)
     return plain(status)
 
 
 def sales_state():
-    """Per running sale: stock in Redis and in the database, queued and finished orders."""
-    try:
-        from luffy.seckill import services as seckill_services
-    except ImportError as error:
-        raise Unavailable("flash sale not available") from error
-    if not hasattr(seckill_services, "running_sales"):
-        raise Unavailable("flash sale not available")
-    sales = []
-    for sale in seckill_services.running_sales() or []:
-        if isinstance(sale, dict) and "sale_id" in sale:
-            sales.append({"id": sale["sale_id"], "name": None, "status": plain(sale)})
-            continue
-        sale_id = sale.get("id") if isinstance(sale, dict) else getattr(sale, "id", sale)
-        entry = {"id": sale_id, "name": _sale_name(sale)}
-        try:
-            entry["status"] = plain(seckill_services.sale_status(sale_id))
-        except Exception as error:
-            entry["status"] = {"error": describe(error)}
-        sales.append(entry)
-    return sales
-
-
-def _sale_name(sale):
-    if isinstance(sale, dict):
-        return sale.get("name") or sale.get("title") or sale.get("course_name")
-    course = getattr(sale, "course", None)
-    return getattr(sale, "name", None) or getattr(course, "name", None) or str(sale)
+    """Per running sale: stock in Redis and in the database, admitted, queued, orders."""
+    return [
+        {"id": status["sale_id"], "name": None, "status": plain(status)}
+        for status in seckill_services.running_sales()
+    ]
 
 
 def plain(value):
@@ -470,13 +220,15 @@ def plain(value):
 
 
 def dashboard():
-    """Every section of the dashboard, in parallel, within the deadline."""
-    return collect(
-        {
-            "workers": inspect_workers,
-            "queues": queue_lengths,
-            "tasks": task_history,
-            "beat": beat_state,
-            "sales": sales_state,
-        }
+    """Every section of the dashboard, in parallel, within the deadline.
+
+    Workers and queues come from a fresh live snapshot when it is back in time, else from the
+    previous one (its ``as_of`` says when), else they say "loading" (``loading: true``)."""
+    state = live.live_state()
+    refreshing = state.refresh()
+    sections = collect(
+        {"tasks": task_history, "beat": beat_state, "sales": sales_state}, extra=[refreshing]
     )
+    snapshot = refreshing.result() if refreshing.done() else state.snapshot
+    sections.update(snapshot.sections() if snapshot else live.loading_sections())
+    return sections

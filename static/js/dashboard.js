@@ -82,9 +82,14 @@
     rows.forEach(function (r) { body.appendChild(r); });
   }
 
+  // A process's first look at the workers takes a moment: the section says "loading" (not
+  // "unavailable") and the page asks again a second later instead of at the next refresh.
+  var LOADING_RETRY_MS = 1000;
+
   function sectionState(name, section) {
     var error = document.querySelector("#section-" + name + " .section-error");
-    if (error) error.textContent = section.ok ? "" : "（不可用：" + section.error + "）";
+    var text = section.ok ? "" : section.loading ? "（正在读取…）" : "（不可用：" + section.error + "）";
+    if (error) error.textContent = text;
     return section.ok ? section.data : null;
   }
 
@@ -233,6 +238,7 @@
         drawBeat(sectionState("beat", s.beat));
         drawSales(sectionState("sales", s.sales));
         document.getElementById("updated").textContent = "更新于 " + (siteTime(answer.now) || siteTime(new Date().toISOString()));
+        if (s.workers.loading || s.queues.loading) setTimeout(refresh, LOADING_RETRY_MS);
       })
       .catch(function (error) {
         document.getElementById("updated").textContent = "刷新失败：" + error;
