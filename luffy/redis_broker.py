@@ -42,9 +42,10 @@ from redis.exceptions import RedisError
 
 log = logging.getLogger(__name__)
 
-# Delivery tags this process held unacked when its broker connection broke, waiting for a
-# channel that can reach Redis again. Per process: a forked child never owned them.
-_unrestored = set()
+# Delivery tags this process held unacked when its broker connection broke, by broker
+# (host, port, database), waiting for a channel that can reach that Redis again. Per
+# process: a forked child never owned them.
+_unrestored = {}
 _lock = threading.Lock()
 
 
@@ -57,10 +58,10 @@ def _forget_in_child():
 os.register_at_fork(after_in_child=_forget_in_child)
 
 
-def unrestored_tags():
-    """The delivery tags still waiting to be put back (a copy)."""
+def unrestored_tags(broker):
+    """The delivery tags still waiting to be put back on ``broker`` (a copy)."""
     with _lock:
-        return set(_unrestored)
+        return set(_unrestored.get(broker, ()))
 
 
 class QoS(kombu_redis.QoS):
@@ -72,7 +73,7 @@ class QoS(kombu_redis.QoS):
             super().restore_unacked(client)
         except RedisError:
             with _lock:
-                _unrestored.update(tags)
+                _unrestored.setdefault(self.channel.broker, set()).update(tags)
             self._delivered.clear()
             log.warning(
                 "Redis unreachable: %d unacked message(s) will be put back on their queues "
@@ -86,8 +87,10 @@ class Channel(kombu_redis.Channel):
 
     QoS = QoS
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)  # pings Redis: raises while it is still down
+    def __init__(self, connection, *args, **kwargs):
+        client = connection.client  # the kombu Connection, detached later on a failure
+        self.broker = (client.hostname, client.port, str(client.virtual_host))
+        super().__init__(connection, *args, **kwargs)  # pings Redis: raises while it is down
         self._restore_held_messages()
 
     def _connparams(self, asynchronous=False):
@@ -96,8 +99,7 @@ class Channel(kombu_redis.Channel):
         return super()._connparams(asynchronous=asynchronous)
 
     def _restore_held_messages(self):
-        with _lock:
-            tags = list(_unrestored)
+        tags = unrestored_tags(self.broker)
         if not tags or not self.do_restore:
             return
         restored = 0
@@ -108,7 +110,7 @@ class Channel(kombu_redis.Channel):
                 log.warning("Putting back unacked message %s failed: %s", tag, error)
                 return
             with _lock:
-                _unrestored.discard(tag)
+                _unrestored.get(self.broker, set()).discard(tag)
             restored += 1
         log.warning("Put %d unacked message(s) back on their queues after a reconnect.", restored)
 
