@@ -140,6 +140,7 @@ def app():
     app = create_app(TestingConfig)
     with app.app_context():
         upgrade()  # the real migrations, from empty to head
+    RUNTIME["app"] = app
     return app
 
 
@@ -156,8 +157,11 @@ def redis_client(app):
 
 @pytest.fixture(autouse=True)
 def clean_state(request):
-    """Each test starts with empty tables, no luffy: keys and no in-process banner copy."""
+    """Each test starts with empty tables, no luffy: keys and no in-process banner copy, and
+    with the session app's Celery app current (a test that built another app took it over)."""
     yield
+    if "app" in RUNTIME:
+        restore_celery(RUNTIME["app"])
     if "app" not in request.fixturenames:
         return
     app = request.getfixturevalue("app")

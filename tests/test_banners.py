@@ -279,7 +279,7 @@ def test_one_request_rebuilds_a_missing_key(app):
     assert queries.count <= 2
 
 
-def test_redis_down_serves_the_database_in_bounded_time(monkeypatch, caplog):
+def test_redis_down_serves_the_database_in_bounded_time(app, monkeypatch, caplog):
     from local_redis import free_port
 
     from config import TestingConfig
@@ -313,7 +313,7 @@ def test_redis_down_serves_the_database_in_bounded_time(monkeypatch, caplog):
         db.session.commit()
 
 
-def test_redis_down_with_a_blackholed_address_is_bounded(monkeypatch):
+def test_redis_down_with_a_blackholed_address_is_bounded(app, monkeypatch):
     """A Redis that never answers (not even a refusal) still costs at most the socket timeout."""
     import socket
 
