@@ -280,10 +280,13 @@ def celery_settings(
             },
         },
     }
-    if broker_url.startswith(("redis://", "rediss://")):
-        # kombu's Redis transport with a fix: a worker holding unacked messages survives a
-        # Redis restart and puts them back at once (luffy/redis_broker.py explains).
+    # kombu's Redis transports with a fix: a worker holding unacked messages survives a
+    # Redis restart and puts them back at once (luffy/redis_broker.py explains). rediss://
+    # keeps kombu's own: kombu sets up TLS only for that transport name.
+    if broker_url.startswith("redis://"):
         settings["broker_transport"] = "luffy.redis_broker:Transport"
+    elif broker_url.startswith("redis+sentinel://"):
+        settings["broker_transport"] = "luffy.redis_broker:SentinelTransport"
     return settings
 
 

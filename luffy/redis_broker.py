@@ -29,7 +29,8 @@ an append-only file); a message whose copy Redis lost is not there to restore. A
 was *running* when the connection dropped runs again after the restore (at-least-once, as
 with any ``acks_late`` redelivery): tasks are idempotent.
 
-Selected by ``broker_transport`` in config.py whenever the broker URL is ``redis://``.
+Selected by ``broker_transport`` in config.py when the broker URL is ``redis://`` or a
+Sentinel-watched ``redis+sentinel://`` master (``rediss://`` keeps kombu's own transport).
 """
 
 import logging
@@ -82,8 +83,9 @@ class QoS(kombu_redis.QoS):
             )
 
 
-class Channel(kombu_redis.Channel):
-    """A Redis channel that restores the messages an earlier, broken channel held."""
+class RestoringChannel:
+    """Mixed into kombu's Redis channels: restores the messages an earlier, broken channel
+    held, and reports a detached transport as the connection error it is."""
 
     QoS = QoS
 
@@ -115,7 +117,21 @@ class Channel(kombu_redis.Channel):
         log.warning("Put %d unacked message(s) back on their queues after a reconnect.", restored)
 
 
+class Channel(RestoringChannel, kombu_redis.Channel):
+    """kombu's Redis channel with the fix."""
+
+
+class SentinelChannel(RestoringChannel, kombu_redis.SentinelChannel):
+    """kombu's Redis Sentinel channel with the fix."""
+
+
 class Transport(kombu_redis.Transport):
-    """kombu's Redis transport with the channel above."""
+    """kombu's Redis transport with the fixed channel."""
 
     Channel = Channel
+
+
+class SentinelTransport(kombu_redis.SentinelTransport):
+    """kombu's Redis Sentinel transport with the fixed channel."""
+
+    Channel = SentinelChannel

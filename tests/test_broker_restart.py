@@ -117,6 +117,54 @@ def test_worker_survives_a_redis_broker_crash_and_runs_every_message_once(
         restore_celery(app)
 
 
+def test_worker_survives_a_sentinel_failover_of_its_broker(app, tmp_path, monkeypatch):
+    """A Sentinel-watched broker whose master is killed: the worker follows the promoted
+    replica, and the countdown messages it held (replicated before the kill) run once."""
+    from redis_topologies import SentinelSet
+
+    sentinels = SentinelSet(tmp_path / "sentinel")
+    url = sentinels.url(db=1)
+    try:
+        broker_app = app_for_broker(monkeypatch, url)
+        worker = start_worker(broker_app, "-c", "2", env={"CELERY_BROKER_URL": url})
+        try:
+            delayed = [f"sentinel-delayed-{n}" for n in range(3)]
+            for tag in delayed:
+                send(broker_app, tag, countdown=COUNTDOWN_SECONDS)
+            replica = f"redis://127.0.0.1:{sentinels.replica_port}/1"
+            wait_until(lambda: held_unacked(replica) == len(delayed), message="replicated")
+            sentinels.kill_master()
+            sentinels.wait_for_failover()
+            assert worker.poll() is None, worker.log_path.read_text(errors="replace")
+            after = ["sentinel-after"]
+            wait_until(lambda: send_when_accepted(broker_app, after[0]), timeout=30)
+            everything = delayed + after
+            wait_until(
+                lambda: all(run_counts(app, everything).values()),
+                timeout=60,
+                message="every message to run after the failover",
+            )
+            time.sleep(3)  # a duplicate would show up by now
+            assert run_counts(app, everything) == {tag: 1 for tag in everything}
+            assert worker.poll() is None, worker.log_path.read_text(errors="replace")
+        finally:
+            stop_worker(worker)
+    finally:
+        restore_celery(app)
+        sentinels.stop()
+
+
+def send_when_accepted(app, tag):
+    """Publish once the broker takes messages again (True), else False."""
+    from luffy.broker import BrokerUnavailable
+
+    try:
+        send(app, tag)
+    except BrokerUnavailable:
+        return False
+    return True
+
+
 @pytest.mark.skipif(
     not os.environ.get("LUFFY_TEST_BROKER_URL", "").startswith("amqp")
     or not shutil.which("rabbitmqctl"),
