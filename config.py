@@ -233,6 +233,11 @@ def celery_settings(
         "task_track_started": True,
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
+        # A task running when the broker connection is lost is stopped: its message goes back
+        # to the queue (RabbitMQ requeues it, luffy/redis_broker.py puts it back on Redis) and
+        # runs again after the reconnect, instead of a second copy running beside the first.
+        # Celery 6 makes this the default.
+        "worker_cancel_long_running_tasks_on_connection_loss": True,
         "worker_prefetch_multiplier": 1,
         "task_time_limit": 300,
         "task_soft_time_limit": 240,

@@ -61,6 +61,11 @@ def run_counts(app, tags):
         return {tag: int(client.get(f"luffy:test:{tag}:runs") or 0) for tag in tags}
 
 
+def effects(app, tag):
+    with app.app_context():
+        return int(get_redis().get(f"luffy:test:{tag}:effects") or 0)
+
+
 def held_unacked(url):
     """How many messages the Redis broker lists as delivered and not yet acknowledged."""
     return redis.Redis.from_url(url).hlen("unacked")
@@ -81,7 +86,11 @@ def test_worker_survives_a_redis_broker_crash_and_runs_every_message_once(
         wait_until(lambda: set(run_counts(app, before).values()) == {1}, message="first runs")
         for tag in delayed:
             send(broker_app, tag, countdown=COUNTDOWN_SECONDS)
-        wait_until(lambda: held_unacked(url) == len(delayed), message="countdowns held")
+        # And one running when the broker dies (acknowledged only once it has finished).
+        with broker_app.app_context():
+            publish("tests.effect_once", args=["running", 6])
+        wait_until(lambda: run_counts(app, ["running"])["running"] == 1, message="running")
+        wait_until(lambda: held_unacked(url) == len(delayed) + 1, message="messages held")
         time.sleep(1.5)  # the append-only file is synced once a second
 
         os.kill(redis_broker["process"].pid, signal.SIGKILL)
@@ -102,6 +111,12 @@ def test_worker_survives_a_redis_broker_crash_and_runs_every_message_once(
         )
         time.sleep(3)  # a duplicate would show up by now
         assert run_counts(app, everything) == {tag: 1 for tag in everything}
+        # The task that was running is delivered again (at-least-once); its effect, keyed on
+        # the task id, happens once.
+        wait_until(lambda: effects(app, "running") == 1, timeout=60, message="running's effect")
+        time.sleep(3)
+        assert effects(app, "running") == 1
+        assert run_counts(app, ["running"])["running"] == 2
         assert worker.poll() is None, worker.log_path.read_text(errors="replace")
         # Its control channel answers too (asked over a new connection: this process's pooled
         # ones died with the old server).
@@ -178,7 +193,9 @@ def test_worker_survives_rabbitmq_closing_its_connections(app, monkeypatch):
         delayed = [f"amqp-delayed-{n}" for n in range(3)]
         for tag in delayed:
             send(app, tag, countdown=COUNTDOWN_SECONDS)
-        time.sleep(2)  # received and held by the worker
+        with app.app_context():
+            publish("tests.effect_once", args=["amqp-running", 6])
+        wait_until(lambda: run_counts(app, ["amqp-running"])["amqp-running"] == 1)
         vhost = unquote(urlsplit(app.extensions["celery"].conf.broker_url).path[1:])
         listing = subprocess.run(
             ["rabbitmqctl", "-q", "list_connections", "pid", "vhost"],
@@ -205,6 +222,9 @@ def test_worker_survives_rabbitmq_closing_its_connections(app, monkeypatch):
         wait_until(lambda: all(run_counts(app, tags).values()), timeout=60, message="every message")
         time.sleep(3)
         assert run_counts(app, tags) == {tag: 1 for tag in tags}
+        # The task running at the cut is stopped and runs again; its effect happens once.
+        wait_until(lambda: effects(app, "amqp-running") == 1, timeout=60)
+        assert run_counts(app, ["amqp-running"])["amqp-running"] == 2
         assert worker.poll() is None, worker.log_path.read_text(errors="replace")
     finally:
         stop_worker(worker)
