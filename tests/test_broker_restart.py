@@ -193,8 +193,8 @@ def test_worker_survives_rabbitmq_closing_its_connections(app, monkeypatch):
         delayed = [f"amqp-delayed-{n}" for n in range(3)]
         for tag in delayed:
             send(app, tag, countdown=COUNTDOWN_SECONDS)
-        with app.app_context():
-            publish("tests.effect_once", args=["amqp-running", 6])
+        with app.app_context():  # long enough to outlast the rabbitmqctl calls below
+            publish("tests.effect_once", args=["amqp-running", 20])
         wait_until(lambda: run_counts(app, ["amqp-running"])["amqp-running"] == 1)
         vhost = unquote(urlsplit(app.extensions["celery"].conf.broker_url).path[1:])
         listing = subprocess.run(
@@ -223,7 +223,7 @@ def test_worker_survives_rabbitmq_closing_its_connections(app, monkeypatch):
         time.sleep(3)
         assert run_counts(app, tags) == {tag: 1 for tag in tags}
         # The task running at the cut is stopped and runs again; its effect happens once.
-        wait_until(lambda: effects(app, "amqp-running") == 1, timeout=60)
+        wait_until(lambda: effects(app, "amqp-running") == 1, timeout=90)
         assert run_counts(app, ["amqp-running"])["amqp-running"] == 2
         assert worker.poll() is None, worker.log_path.read_text(errors="replace")
     finally:
