@@ -186,45 +186,55 @@ def send_when_accepted(app, tag):
     reason="needs the RabbitMQ of the production matrix (make test-prod) and rabbitmqctl",
 )
 def test_worker_survives_rabbitmq_closing_its_connections(app, monkeypatch):
-    from urllib.parse import unquote, urlsplit
+    """On a vhost of the drill's own, so that cutting its connections leaves the test
+    session's own (pooled) connections alone."""
+    from urllib.parse import urlsplit, urlunsplit
 
-    worker = start_worker(app, "-c", "2")
+    vhost = f"luffy_drill_{uuid.uuid4().hex[:10]}"
+    base = urlsplit(os.environ["LUFFY_TEST_BROKER_URL"])
+    rabbitmqctl("add_vhost", vhost)
     try:
-        delayed = [f"amqp-delayed-{n}" for n in range(3)]
-        for tag in delayed:
-            send(app, tag, countdown=COUNTDOWN_SECONDS)
-        with app.app_context():  # long enough to outlast the rabbitmqctl calls below
-            publish("tests.effect_once", args=["amqp-running", 20])
-        wait_until(lambda: run_counts(app, ["amqp-running"])["amqp-running"] == 1)
-        vhost = unquote(urlsplit(app.extensions["celery"].conf.broker_url).path[1:])
-        listing = subprocess.run(
-            ["rabbitmqctl", "-q", "list_connections", "pid", "vhost"],
-            check=True,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        ).stdout
-        pids = [
-            line.split("\t")[0]
-            for line in listing.splitlines()
-            if line.endswith("\t" + vhost) and line.startswith("<")
-        ]
-        assert pids, listing
-        for pid in pids:
-            subprocess.run(
-                ["rabbitmqctl", "-q", "close_connection", pid, "broker restart drill"],
-                check=True,
-                capture_output=True,
-                timeout=60,
-            )
-        tags = [*delayed, "amqp-after"]
-        send(app, "amqp-after")
-        wait_until(lambda: all(run_counts(app, tags).values()), timeout=60, message="every message")
-        time.sleep(3)
-        assert run_counts(app, tags) == {tag: 1 for tag in tags}
-        # The task running at the cut is stopped and runs again; its effect happens once.
-        wait_until(lambda: effects(app, "amqp-running") == 1, timeout=90)
-        assert run_counts(app, ["amqp-running"])["amqp-running"] == 2
-        assert worker.poll() is None, worker.log_path.read_text(errors="replace")
+        rabbitmqctl("set_permissions", "-p", vhost, base.username or "guest", ".*", ".*", ".*")
+        url = urlunsplit(base._replace(path="/" + vhost))
+        broker_app = app_for_broker(monkeypatch, url)
+        worker = start_worker(broker_app, "-c", "2", env={"CELERY_BROKER_URL": url})
+        try:
+            cut_and_check(app, broker_app, worker, vhost)
+        finally:
+            stop_worker(worker)
     finally:
-        stop_worker(worker)
+        restore_celery(app)
+        rabbitmqctl("delete_vhost", vhost)
+
+
+def rabbitmqctl(*args):
+    return subprocess.run(
+        ["rabbitmqctl", "-q", *args], check=True, capture_output=True, text=True, timeout=60
+    ).stdout
+
+
+def cut_and_check(app, broker_app, worker, vhost):
+    delayed = [f"amqp-delayed-{n}" for n in range(3)]
+    for tag in delayed:
+        send(broker_app, tag, countdown=COUNTDOWN_SECONDS)
+    with broker_app.app_context():  # long enough to outlast the rabbitmqctl calls below
+        publish("tests.effect_once", args=["amqp-running", 20])
+    wait_until(lambda: run_counts(app, ["amqp-running"])["amqp-running"] == 1)
+    listing = rabbitmqctl("list_connections", "pid", "vhost")
+    pids = [
+        line.split("\t")[0]
+        for line in listing.splitlines()
+        if line.endswith("\t" + vhost) and line.startswith("<")
+    ]
+    assert pids, listing
+    for pid in pids:
+        rabbitmqctl("close_connection", pid, "broker restart drill")
+    tags = [*delayed, "amqp-after"]
+    send(broker_app, "amqp-after")
+    wait_until(lambda: all(run_counts(app, tags).values()), timeout=60, message="every message")
+    time.sleep(3)
+    assert run_counts(app, tags) == {tag: 1 for tag in tags}
+    # The task running at the cut is stopped and runs again; its effect happens once.
+    wait_until(lambda: effects(app, "amqp-running") == 1, timeout=90)
+    assert run_counts(app, ["amqp-running"])["amqp-running"] == 2
+    assert worker.poll() is None, worker.log_path.read_text(errors="replace")
