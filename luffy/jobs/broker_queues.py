@@ -18,7 +18,7 @@ from flask import current_app
 from kombu import Consumer
 from kombu import Queue as KombuQueue
 
-from luffy.dashboard.services import queue_lengths
+from luffy.dashboard.live import queue_lengths
 from luffy.jobs import records
 
 NOT_LISTED = (
