@@ -8,14 +8,16 @@ workers online are asked at scrape time, each within a deadline, so a broker out
 import hmac
 import re
 
-from flask import Response, current_app, request
+from flask import Blueprint, Response, current_app, request
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from redis.exceptions import RedisError
 
-from luffy.dashboard import bp, services
+from luffy.dashboard import services
 from luffy.metrics import counters_for
 from luffy.responses import refusal
+
+bp = Blueprint("monitoring", __name__)
 
 DESCRIPTIONS = {
     "tasks": "Celery tasks by name and state (SENT by publishers, the rest by workers).",

@@ -1,11 +1,12 @@
 """Routes that queue notifications; JSON in, the task id out."""
 
-from flask import request
+from flask import Blueprint, request
 from flask_login import current_user, login_required
 
-from luffy.notify import bp
 from luffy.notify.services import queue_email, queue_sms_code, valid_mobile
 from luffy.responses import ApiError, ok
+
+bp = Blueprint("notify", __name__)
 
 
 def json_body():

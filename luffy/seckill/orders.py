@@ -23,6 +23,7 @@ from flask import current_app
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from luffy.broker import send
 from luffy.extensions import db
 from luffy.metrics import count
 from luffy.models import Order, Sale, User
@@ -316,15 +317,13 @@ class Drainer:
 
     def fan_out(self, batch_size):
         """Send one more order task while the backlog is longer than a batch and a slot is free."""
-        from tasks.seckill import create_order
-
         usable = [lock_key(slot) for slot in range(drain_slots())]
         if not self.redis.eval(
             FAN_OUT, 2 + len(usable), PENDING_KEY, FANOUT_KEY, *usable, batch_size
         ):
             return
         try:
-            create_order.delay()
+            send("tasks.seckill.create_order")
         except Exception as error:  # this drainer carries on alone
             log.warning("Could not send another flash-sale order task: %s", error)
 
@@ -589,13 +588,11 @@ def decrement_stock(sale_id, units):
 
 def notify_buyers(outcomes):
     """Queue a notice for each new order whose buyer has a mobile or an e-mail address."""
-    from tasks.seckill import notify_buyer
-
     for outcome in outcomes:
         if not (outcome.contact and outcome.order_id):
             continue
         try:
-            notify_buyer.apply_async((outcome.order_id,), queue="notify")
+            send("tasks.seckill.notify_buyer", (outcome.order_id,), queue="notify")
         except Exception as error:  # the order stands; the notice is best effort
             log.warning("Could not queue the notice of order %s: %s", outcome.order_id, error)
 
@@ -608,7 +605,6 @@ NOTIFIED_TTL = 7 * 86400
 def send_order_notice(order_id):
     """Text (and mail, when the buyer has an address) the buyer of ``order_id``, once each."""
     from luffy.sms import get_sms_backend
-    from tasks.user import send_email
 
     order = db.session.get(Order, order_id)
     if order is None:
@@ -628,6 +624,6 @@ def send_order_notice(order_id):
     if order.user.email and redis.set(
         NOTIFIED_KEY.format(order_id, "mail"), "1", nx=True, ex=NOTIFIED_TTL
     ):
-        send_email.delay(order.user.email, "秒杀成功", "notice", {"message": text})
+        send("tasks.user.send_email", (order.user.email, "秒杀成功", "notice", {"message": text}))
         sent.append("mail")
     return {"order": order_id, "sent": sent}

@@ -16,6 +16,7 @@ import logging
 from redis.exceptions import RedisError
 from sqlalchemy import select
 
+from luffy.broker import send
 from luffy.extensions import db
 from luffy.models import Order
 from luffy.redis_store import get_redis
@@ -119,9 +120,7 @@ def reconcile_sales():
         drainer.release_all()
     waiting = waiting_tickets()
     if waiting and redis.set(KICK_KEY, "reconcile", nx=True, ex=services.KICK_SECONDS):
-        from tasks.seckill import create_order
-
-        create_order.delay()
+        send("tasks.seckill.create_order")
     report["waiting"] = waiting
     problems = [f"sale {s['sale_id']}: {p}" for s in report["sales"] for p in s["problems"]]
     report["problems"] = problems

@@ -325,13 +325,11 @@ def admit(user_id, course_id, address):
 
 def kick_order_task(ticket):
     """Queue the order task; when the broker is down, undo the admission and answer 503."""
-    from tasks.seckill import create_order
-
     try:
         # A short-timeout publish without retries: a dead broker costs about a second, not
         # Celery's default retry policy. Kicks are rare (one per burst), so its own
         # connection is cheap.
-        publish(create_order, (ticket,))
+        publish("tasks.seckill.create_order", (ticket,))
     except BrokerUnavailable as error:
         log.warning("Could not queue the flash-sale order task: %s", error)
         try:
@@ -375,11 +373,9 @@ def read_result(ticket, user_id):
 
 def request_rebuild():
     """Ask for a reconciliation run (which rebuilds lost Redis state), at most once a few seconds."""
-    from tasks.seckill import reconcile
-
     try:
         if get_redis().set(REBUILD_KICK_KEY, "1", nx=True, ex=KICK_SECONDS):
-            publish(reconcile)
+            publish("tasks.seckill.reconcile")
     except (RedisError, BrokerUnavailable) as error:  # beat's next reconciliation does it anyway
         log.warning("Could not request a flash-sale rebuild: %s", error)
 

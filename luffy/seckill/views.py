@@ -4,7 +4,7 @@ import re
 import time
 from zoneinfo import ZoneInfo
 
-from flask import abort, current_app, render_template, request, session
+from flask import Blueprint, abort, current_app, render_template, request, session
 from flask_login import current_user, login_required
 
 from luffy.extensions import csrf, db
@@ -12,7 +12,24 @@ from luffy.metrics import count
 from luffy.models import Course
 from luffy.models.base import as_utc
 from luffy.responses import ApiError, ok
-from luffy.seckill import BUY_PATH, bp, services
+from luffy.seckill import services
+from luffy.seckill.gate import BuyGate
+
+bp = Blueprint("seckill", __name__)
+BUY_PATH = "/api/v1/user/seckill/seckill/"
+
+
+@bp.record_once
+def _init(state):
+    services.init_app(state.app)
+    state.app.wsgi_app = BuyGate(
+        state.app,
+        state.app.wsgi_app,
+        state.app.extensions["luffy_seckill_sold_out"],
+        BUY_PATH,
+        services.REFUSALS["sold_out"][1],
+    )
+
 
 TICKET = re.compile(r"^[0-9a-f]{32}$")
 MAX_ID = 2**31 - 1
