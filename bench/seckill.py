@@ -119,7 +119,7 @@ def prepare(tmp):
                 db.session.flush()
                 sales.setdefault(phase, []).append((course.id, sale.id))
         db.session.commit()
-        from luffy.seckill.services import load_sales
+        from luffy.seckill.keys import load_sales
 
         load_sales()
     return app, users_file, credentials, sales
@@ -188,9 +188,9 @@ def measure_baseline_and_admission(app, bare_url, url, users_file, sales):
         baseline_runs.append(wrk(bare_url, BUY, users_file, 1, SECONDS))
         admission_runs.append(wrk(url, BUY, users_file, course_id, SECONDS))
         with app.app_context():
-            from luffy.seckill import services
+            from luffy.seckill import sales as seckill_sales
 
-            backlogs.append((services.sale_status(sale_id) or {}).get("queued"))
+            backlogs.append((seckill_sales.sale_status(sale_id) or {}).get("queued"))
         settle(app, [sale_id])
     return (
         statistics.median(r["rate"] for r in baseline_runs),
@@ -202,7 +202,7 @@ def measure_baseline_and_admission(app, bare_url, url, users_file, sales):
 
 def settle(app, sale_ids):
     """Until the order task has written every order of ``sale_ids`` and stopped lingering."""
-    from luffy.seckill.orders import LINGER_SECONDS
+    from luffy.seckill.drain import LINGER_SECONDS
 
     if not wait_for_orders(app, sale_ids):
         raise RuntimeError("the order task did not finish the admission run's orders in time")
@@ -328,7 +328,7 @@ def burst_checks(app, records, user_ids, sale_id, redis_url, uses_redis=True):
 
     from luffy.extensions import db
     from luffy.models import Order, Sale
-    from luffy.seckill import services
+    from luffy.seckill import keys
 
     with app.app_context():
         orders = (
@@ -339,7 +339,7 @@ def burst_checks(app, records, user_ids, sale_id, redis_url, uses_redis=True):
         sale = db.session.get(Sale, sale_id)
         remaining, total = sale.remaining_stock, sale.total_stock
     client = redis.Redis.from_url(redis_url)
-    stock = client.hget(services.sale_key(sale_id), "stock") if uses_redis else None
+    stock = client.hget(keys.sale_key(sale_id), "stock") if uses_redis else None
     told_bought = {user_ids[i] for i, r in records.items() if r["told"] == "1"}
     admitted = {user_ids[i] for i, r in records.items() if r["status"] == 200}
     checks = {
@@ -372,12 +372,14 @@ def burst_checks(app, records, user_ids, sale_id, redis_url, uses_redis=True):
 
 def wait_for_orders(app, sale_ids, timeout=300):
     """Until no admitted buyer waits for an order (queue empty) or the timeout."""
-    from luffy.seckill import services
+    from luffy.seckill import sales as seckill_sales
 
     deadline = time.monotonic() + timeout
     with app.app_context():
         while time.monotonic() < deadline:
-            if all((services.sale_status(s) or {}).get("queued") in (0, None) for s in sale_ids):
+            if all(
+                (seckill_sales.sale_status(s) or {}).get("queued") in (0, None) for s in sale_ids
+            ):
                 return True
             time.sleep(0.5)
     return False

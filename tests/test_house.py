@@ -168,7 +168,6 @@ def test_no_module_in_luffy_is_over_350_lines():
     assert long_modules() == []
 
 
-@pytest.mark.xfail(strict=False, reason=NOT_YET_STRICT)
 def test_no_function_is_over_60_lines():
     assert long_functions() == []
 

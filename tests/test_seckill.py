@@ -35,7 +35,7 @@ from sqlalchemy import func, select, update
 from luffy.extensions import db
 from luffy.models import Course, Order, Sale
 from luffy.models.base import utcnow
-from luffy.seckill import services
+from luffy.seckill import admission, fast_path, keys, sales
 
 
 def final_answer(client, ticket, timeout=60):
@@ -79,7 +79,7 @@ def order_tasks_finished(app, redis_client):
         )
 
     def finished():
-        return not redis_client.exists(*services.LOCK_KEYS) and not seckill_messages()
+        return not redis_client.exists(*keys.LOCK_KEYS) and not seckill_messages()
 
     wait_until(finished, timeout=30, interval=0.1, message="the order task to finish")
 
@@ -174,8 +174,8 @@ def test_tickets_are_random_unique_and_never_shared_with_a_forked_child():
     import os
     import re
 
-    source = services.Tickets()
-    issued = [source.next() for _ in range(3 * services.Tickets.BATCH + 5)]  # several refills
+    source = fast_path.Tickets()
+    issued = [source.next() for _ in range(3 * fast_path.Tickets.BATCH + 5)]  # several refills
     assert all(re.fullmatch(r"[0-9a-f]{32}", ticket) for ticket in issued)
     assert len(set(issued)) == len(issued)
     read, write = os.pipe()
@@ -295,15 +295,15 @@ def test_a_long_backlog_is_drained_by_two_worker_processes_at_once(app, worker, 
             with DatabaseHold(app, sale_id):
                 with app.app_context():
                     tickets = {
-                        user_id: services.admit(user_id, course_id, "10.0.0.1")
+                        user_id: admission.admit(user_id, course_id, "10.0.0.1")
                         for user_id in user_ids
                     }
 
                 # The first order task fans out a second one: both slots hold a batch at once.
                 def both_slots_busy():
                     return all(
-                        redis_client.exists(services.lock_key(slot))
-                        and redis_client.llen(services.processing_key(slot))
+                        redis_client.exists(keys.lock_key(slot))
+                        and redis_client.llen(keys.processing_key(slot))
                         for slot in (0, 1)
                     )
 
@@ -318,38 +318,63 @@ def test_a_long_backlog_is_drained_by_two_worker_processes_at_once(app, worker, 
 
 
 def test_a_drainer_adopts_the_batch_a_dead_drainer_left_in_another_slot(app, redis_client):
-    from luffy.seckill import orders
+    from luffy.seckill import drain
 
     course_id, sale_id = add_sale(app, 6)
     user_ids = add_buyers(app, 6)
-    redis_client.set(services.KICK_KEY, "test", ex=60)  # no order task is sent: this test drains
+    redis_client.set(keys.KICK_KEY, "test", ex=60)  # no order task is sent: this test drains
     with app.app_context():
-        tickets = {user_id: services.admit(user_id, course_id, "10.0.0.2") for user_id in user_ids}
+        tickets = {user_id: admission.admit(user_id, course_id, "10.0.0.2") for user_id in user_ids}
     # The drainer of slot 3 died mid-batch: four tickets on its list, its lock about to expire.
     for _ in range(4):
-        redis_client.lmove(services.PENDING_KEY, services.processing_key(3), "RIGHT", "LEFT")
-    redis_client.set(services.lock_key(3), "dead", px=500)
+        redis_client.lmove(keys.PENDING_KEY, keys.processing_key(3), "RIGHT", "LEFT")
+    redis_client.set(keys.lock_key(3), "dead", px=500)
 
     with app.app_context():
-        outcomes = orders.drain_pending()  # takes slot 0, then adopts slot 3 before it stops
+        outcomes = drain.drain_pending()  # takes slot 0, then adopts slot 3 before it stops
     assert sorted(o.ticket for o in outcomes if o.code == "1") == sorted(tickets.values())
-    assert redis_client.llen(services.processing_key(3)) == 0
-    assert not redis_client.exists(services.KICK_KEY, *services.LOCK_KEYS)
+    assert redis_client.llen(keys.processing_key(3)) == 0
+    assert not redis_client.exists(keys.KICK_KEY, *keys.LOCK_KEYS)
     assert set(assert_consistent(app, redis_client, sale_id, 6)) == set(tickets)
 
 
+def test_a_batch_committed_by_a_drainer_that_died_is_not_written_twice(app, redis_client):
+    from luffy.seckill import drain, orders
+
+    course_id, sale_id = add_sale(app, 5)
+    user_ids = add_buyers(app, 4)
+    redis_client.set(keys.KICK_KEY, "test", ex=60)  # no order task is sent: this test drains
+    with app.app_context():
+        tickets = {user_id: admission.admit(user_id, course_id, "10.0.0.4") for user_id in user_ids}
+        # A drainer takes the batch and commits its orders, then dies before finishing the
+        # tickets in Redis: the batch stays on its slot's list, its lock runs out.
+        dead = drain.Drainer()
+        assert dead.acquire()
+        batch = dead.take(10)
+        assert all(o.written for _, o in orders.write_batch(batch))
+        redis_client.delete(keys.lock_key(dead.slot))
+        assert redis_client.llen(keys.processing_key(dead.slot)) == 4
+
+        outcomes = drain.drain_pending()  # picks the left-over batch up first
+    assert sorted(o.ticket for o in outcomes) == sorted(tickets.values())
+    assert {(o.code, o.written) for o in outcomes} == {("1", False)}  # bought, not written again
+    assert order_count(app, sale_id) == 4 and remaining(app, sale_id) == 1
+    assert {redis_client.hget(keys.ticket_key(t), "state") for t in tickets.values()} == {b"1"}
+    assert set(assert_consistent(app, redis_client, sale_id, 5)) == set(tickets)
+
+
 def test_the_database_sells_no_more_than_it_has_when_redis_admits_too_many(app, redis_client):
-    from luffy.seckill import orders
+    from luffy.seckill import drain
 
     course_id, sale_id = add_sale(app, 5)
     user_ids = add_buyers(app, 4)
     with app.app_context():  # a hand edit: the database has 2 units, Redis still believes 5
         db.session.execute(update(Sale).where(Sale.id == sale_id).values(remaining_stock=2))
         db.session.commit()
-    redis_client.set(services.KICK_KEY, "test", ex=60)  # no order task is sent: this test drains
+    redis_client.set(keys.KICK_KEY, "test", ex=60)  # no order task is sent: this test drains
     with app.app_context():
-        tickets = [services.admit(user_id, course_id, "10.0.0.3") for user_id in user_ids]
-        outcomes = {o.ticket: o for o in orders.drain_pending()}
+        tickets = [admission.admit(user_id, course_id, "10.0.0.3") for user_id in user_ids]
+        outcomes = {o.ticket: o for o in drain.drain_pending()}
     assert sorted(o.code for o in outcomes.values()) == ["1", "1", "x", "x"]
     assert {o.msg for o in outcomes.values() if o.code == "x"} == {"已售罄"}
     assert set(outcomes) == set(tickets)
@@ -372,7 +397,7 @@ def test_redis_flushed_mid_sale_is_rebuilt_from_the_database(app, worker, redis_
     first_answer = buy(client, course_id)
     assert first_answer.status_code == 503  # no guessing while the state is missing
     # The refusal asked for a reconciliation, which rebuilds from the database.
-    wait_until(lambda: redis_client.exists(services.READY_KEY), timeout=30, message="the rebuild")
+    wait_until(lambda: redis_client.exists(keys.READY_KEY), timeout=30, message="the rebuild")
     assert redis_state(redis_client, sale_id)["stock"] == 6
 
     for user_id in first:  # the database remembers who bought
@@ -402,8 +427,8 @@ def test_reconciliation_finishes_a_lost_order_task_and_refunds_a_lost_ticket(
         ticket_a = buy(logged_in_client(app, lost_task), course_id).get_json()["task_id"]
         ticket_b = buy(logged_in_client(app, lost_ticket), course_id).get_json()["task_id"]
         # Both fall off the queue (as if the order task vanished); one ticket is lost outright.
-        redis_client.delete(services.PENDING_KEY, services.KICK_KEY)
-        redis_client.delete(services.ticket_key(ticket_b))
+        redis_client.delete(keys.PENDING_KEY, keys.KICK_KEY)
+        redis_client.delete(keys.ticket_key(ticket_b))
         report = reconcile.apply().get()
     repaired = " ".join(report["sales"][0]["repaired"])
     assert f"user {lost_task}: order task lost, queued again" in repaired
@@ -447,7 +472,7 @@ def test_reconciliation_repairs_stock_and_alerts_on_a_database_mismatch(app, red
     from luffy.seckill.reconcile import reconcile_sales
 
     course_id, sale_id = add_sale(app, 5)
-    redis_client.hset(services.sale_key(sale_id), "stock", 9)  # Redis drifted
+    redis_client.hset(keys.sale_key(sale_id), "stock", 9)  # Redis drifted
     with app.app_context():
         db.session.execute(update(Sale).where(Sale.id == sale_id).values(remaining_stock=3))
         db.session.commit()  # a hand edit: 2 units gone without orders
@@ -540,7 +565,7 @@ def test_an_ordinary_buy_is_admitted_by_the_gate_before_flask(
     ticket = response.get_json()["task_id"]
     assert (
         len(ticket) == 32
-        and redis_client.hget(services.ticket_key(ticket), "user") == str(user_id).encode()
+        and redis_client.hget(keys.ticket_key(ticket), "user") == str(user_id).encode()
     )
 
 
@@ -573,7 +598,7 @@ def test_the_gate_follows_a_secret_key_rotation(app, worker, redis_client, monke
     assert set(redis_state(redis_client, sale_id)["buyers"]) == {old_user, new_user}
 
     monkeypatch.setitem(app.config, "SECRET_KEY_FALLBACKS", [])
-    redis_client.hdel(services.buyers_key(sale_id), old_user)  # so only the session can refuse
+    redis_client.hdel(keys.buyers_key(sale_id), old_user)  # so only the session can refuse
     assert post(old_cookie, fresh_token).status_code == 401  # the old key is gone: not logged in
     assert set(redis_state(redis_client, sale_id)["buyers"]) == {new_user}
 
@@ -617,13 +642,13 @@ def test_closed_and_long_ended_sales_answer_404_not_503(app, redis_client):
         sale = db.session.get(Sale, sale_id)
         sale.state = Sale.CLOSED
         db.session.commit()
-        services.warm_sale(sale)
+        sales.warm_sale(sale)
     assert buy(client, course_id).status_code == 404
 
     old_course, old_sale = add_sale(app, 3, starts_in=-7200, ends_in=-3600, course_name="早就结束")
     with app.app_context():
         reconcile_sales()  # forgets sales ended more than 30 minutes ago
-    assert not redis_client.exists(services.sale_key(old_sale))
+    assert not redis_client.exists(keys.sale_key(old_sale))
     response = buy(client, old_course)
     assert response.status_code == 404 and response.get_json()["msg"] == "该课程没有秒杀活动"
 
@@ -649,11 +674,11 @@ def test_sold_out_refusals_come_from_memory_without_redis(app, redis_client):
     first, second, third = (logged_in_client(app, u) for u in user_ids)
     assert buy(first, course_id).status_code == 200
     assert buy(second, course_id).get_json()["msg"] == "已售罄"
-    assert list(redis_client.scan_iter(f"luffy:seckill:rate:buy:{user_ids[1]}:*"))
+    assert list(redis_client.scan_iter(keys.rate_key("buy", user_ids[1], "*")))
     response = buy(third, course_id)
     assert response.status_code == 409 and response.get_json()["msg"] == "已售罄"
     # The admission script counts every request it sees first thing: this one never got there.
-    assert not list(redis_client.scan_iter(f"luffy:seckill:rate:buy:{user_ids[2]}:*"))
+    assert not list(redis_client.scan_iter(keys.rate_key("buy", user_ids[2], "*")))
 
 
 # -- dependencies down --------------------------------------------------------------------------
@@ -704,7 +729,7 @@ def test_broker_down_answers_503_in_time_and_admits_nobody(
     assert response.status_code == 503 and response.get_json()["code"] == 153
     state = redis_state(redis_client, sale_id)
     assert state["stock"] == 3 and state["buyers"] == {} and state["pending"] == 0
-    assert not redis_client.exists(services.KICK_KEY)  # the next buyer tries the broker again
+    assert not redis_client.exists(keys.KICK_KEY)  # the next buyer tries the broker again
 
 
 @pytest.mark.parametrize("where", ["closed", "blackhole"])
@@ -819,7 +844,7 @@ def test_admin_creates_a_sale_and_loads_it_into_redis(app, admin_client, redis_c
         )
         sale_id = sale.id
     assert redis_state(redis_client, sale_id)["stock"] == 30
-    assert redis_client.get(services.course_key(course_id)) == str(sale_id).encode()
+    assert redis_client.get(keys.course_key(course_id)) == str(sale_id).encode()
 
     # before the start, stock may change: database and Redis move together
     url = f"/admin/sale/edit/?id={sale_id}"
@@ -867,7 +892,7 @@ def test_seed_demo_adds_a_working_sale_once(app, runner, redis_client):
         first_course = db.session.scalar(select(func.min(Course.id)))
     assert len(sales) == 1 and sales[0].course_id == first_course
     assert redis_state(redis_client, sales[0].id)["stock"] == 10
-    assert redis_client.get(services.course_key(first_course)) == str(sales[0].id).encode()
+    assert redis_client.get(keys.course_key(first_course)) == str(sales[0].id).encode()
 
 
 def test_sale_status_and_running_sales_for_monitoring(app, redis_client):
@@ -876,8 +901,8 @@ def test_sale_status_and_running_sales_for_monitoring(app, redis_client):
     client = logged_in_client(app, add_buyers(app, 1)[0])
     assert buy(client, course_id).status_code == 200
     with app.app_context():
-        status = services.sale_status(sale_id)
-        running = services.running_sales()
+        status = sales.sale_status(sale_id)
+        running = sales.running_sales()
     assert status["stock_redis"] == 3 and status["admitted"] == 1 and status["queued"] == 1
     assert status["remaining_db"] == 4 and status["orders"] == 0 and status["phase"] == "running"
     assert [s["sale_id"] for s in running] == [sale_id]

@@ -427,7 +427,7 @@ def beat_state():
 def sales_state():
     """Per running sale: stock in Redis and in the database, queued and finished orders."""
     try:
-        from luffy.seckill import services as seckill_services
+        from luffy.seckill import sales as seckill_services
     except ImportError as error:
         raise Unavailable("flash sale not available") from error
     if not hasattr(seckill_services, "running_sales"):

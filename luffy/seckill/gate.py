@@ -10,7 +10,7 @@ is sold out. Building a Flask request for each costs several times the admission
   header) is checked here exactly as Flask and Flask-WTF would — the same signed-cookie
   serializer, the same token serializer and comparison (their signatures checked with keys
   derived once, luffy/signatures.py), the same referrer rule over HTTPS — and admitted
-  through the same ``services.admit``.
+  through the same ``admission.admit``.
 
 Anything else, or anything in doubt, goes on to the Flask view, which is the reference:
 a missing or bad token, a remember-me login, another session backend, a malformed body.
@@ -77,12 +77,12 @@ class BuyGate:
         user_id = self._checked_user(environ)
         if user_id is None:
             return self.wsgi_app(environ, start_response)
-        from luffy.seckill import services
+        from luffy.seckill import admission
 
         address = environ.get("REMOTE_ADDR") or "-"
         with self.app.app_context():
             try:
-                ticket = services.admit(user_id, course_id, address)
+                ticket = admission.admit(user_id, course_id, address)
             except ApiError as error:
                 body = {
                     "code": CODE_FOR_STATUS.get(error.status, 150),

@@ -12,7 +12,7 @@ from luffy.metrics import count
 from luffy.models import Course
 from luffy.models.base import as_utc
 from luffy.responses import ApiError, ok
-from luffy.seckill import services
+from luffy.seckill import admission, sales, scripts
 from luffy.seckill.gate import BuyGate
 
 bp = Blueprint("seckill", __name__)
@@ -21,13 +21,14 @@ BUY_PATH = "/api/v1/user/seckill/seckill/"
 
 @bp.record_once
 def _init(state):
-    services.init_app(state.app)
+    scripts.init_app(state.app)
+    admission.init_app(state.app)
     state.app.wsgi_app = BuyGate(
         state.app,
         state.app.wsgi_app,
         state.app.extensions["luffy_seckill_sold_out"],
         BUY_PATH,
-        services.REFUSALS["sold_out"][1],
+        admission.REFUSALS["sold_out"][1],
     )
 
 
@@ -79,14 +80,14 @@ def sale_page(course_id):
     course = db.session.get(Course, course_id) if course_id <= MAX_ID else None
     if course is None:
         abort(404)
-    sale = services.sale_for_course(course_id)
+    sale = sales.sale_for_course(course_id)
     context = {"course": course, "sale": sale}
     if sale is not None:
         context.update(
             start_ms=int(as_utc(sale.start_at).timestamp() * 1000),
             end_ms=int(as_utc(sale.end_at).timestamp() * 1000),
-            stock=services.stock_left(sale),
-            ticket=services.ticket_of(sale, current_user.id),
+            stock=sales.stock_left(sale),
+            ticket=sales.ticket_of(sale, current_user.id),
             phase=sale.phase(),
             now_ms=int(time.time() * 1000),
             start_text=local_text(sale.start_at),
@@ -102,11 +103,11 @@ def buy():
     if user_id is None:
         raise ApiError(401, "请先登录")
     course_id = course_id_from(request.get_json(silent=True))
-    if services.sold_out_memory().knows(course_id):
+    if admission.sold_out_memory().knows(course_id):
         count("seckill_refusals", {"reason": "sold_out"})
-        raise ApiError(*services.REFUSALS["sold_out"])
+        raise ApiError(*admission.REFUSALS["sold_out"])
     csrf.protect()
-    ticket = services.admit(user_id, course_id, request.remote_addr or "-")
+    ticket = admission.admit(user_id, course_id, request.remote_addr or "-")
     return ok("您正在排队", task_id=ticket)
 
 
@@ -118,7 +119,7 @@ def result():
     ticket = request.args.get("task_id", "").strip()
     if not ticket:
         raise ApiError(400, "缺少 task_id")
-    answer = services.read_result(ticket, user_id) if TICKET.match(ticket) else None
+    answer = admission.read_result(ticket, user_id) if TICKET.match(ticket) else None
     if answer is None:
         raise ApiError(404, "没有这个抢购记录")
     state, msg = answer
