@@ -94,7 +94,8 @@ def prepare(tmp):
         users_file.write_text("".join(f"{c}\t{t}\n" for c, t in credentials))
 
         plan = {
-            "admission": 1 + REPETITIONS,
+            "admission_on": 1 + REPETITIONS,
+            "admission_off": 1 + REPETITIONS,
             "sync_admission": 1 + REPETITIONS,
             "refusal": 1,
             "burst": 1,
@@ -119,7 +120,7 @@ def prepare(tmp):
                 db.session.flush()
                 sales.setdefault(phase, []).append((course.id, sale.id))
         db.session.commit()
-        from luffy.seckill.keys import load_sales
+        from luffy.seckill.sales import load_sales
 
         load_sales()
     return app, users_file, credentials, sales
@@ -198,6 +199,39 @@ def measure_baseline_and_admission(app, bare_url, url, users_file, sales):
         admission_runs,
         backlogs,
     )
+
+
+FAST_PATH_MODES = (("on", "1"), ("off", "0"))
+
+
+def measure_luffy(app, bare, env, worker, users_file, sales, mode, first_buyer):
+    """Admission (against the bare baseline, in turn) and refusals of Luffy started with
+    ``env`` (SECKILL_FAST_PATH on or off)."""
+    server = LoggedGunicorn("wsgi:app", env, name=f"luffy-fast-path-{mode}")
+    try:
+        wait_port(server)
+        worker_cpu = cpu_seconds(worker)
+        baseline, admission, admission_runs, backlogs = measure_baseline_and_admission(
+            app, bare.url, server.url, users_file, sales[f"admission_{mode}"]
+        )
+        worker_cpu = cpu_seconds(worker) - worker_cpu
+        note(f"fast path {mode}: baseline {baseline:.0f} req/s, admission {admission:.0f} req/s")
+        refusal_course, _ = sales["refusal"][0]
+        # sells the 1 unit (on the first pass); later a refusal that teaches this server
+        asyncio.run(burst(server.url, BUY, [first_buyer], refusal_course, poll=False))
+        refusal, refusal_runs = measure_refusals(server.url, users_file, refusal_course)
+        note(f"fast path {mode}: refusals {refusal:.0f} req/s")
+    finally:
+        server.stop()
+    return {
+        "baseline": baseline,
+        "admission": admission,
+        "admission_runs": admission_runs,
+        "backlogs": backlogs,
+        "worker_cpu": worker_cpu,
+        "refusal": refusal,
+        "refusal_runs": refusal_runs,
+    }
 
 
 def settle(app, sale_ids):
@@ -493,43 +527,49 @@ def main():
         burst_users = user_ids[:BURST_BUYERS]
 
         worker = start_worker(env)
-        server = LoggedGunicorn("wsgi:app", env)
+        bare = LoggedGunicorn("bench.bare_seckill_app:app", env)
         try:
-            bare = LoggedGunicorn("bench.bare_seckill_app:app", env)
-        except BaseException:
-            server.stop()
-            raise
+            wait_port(bare)
+            modes = {}
+            for mode, flag in FAST_PATH_MODES:
+                modes[mode] = measure_luffy(
+                    app,
+                    bare,
+                    {**env, "SECKILL_FAST_PATH": flag},
+                    worker,
+                    users_file,
+                    sales,
+                    mode,
+                    credentials[-1],
+                )
+        finally:
+            bare.stop()
+        server = LoggedGunicorn("wsgi:app", env)  # the default: SECKILL_FAST_PATH on
         try:
             wait_port(server)
-            wait_port(bare)
-            worker_cpu = cpu_seconds(worker)
-            baseline, admission, admission_runs, backlogs = measure_baseline_and_admission(
-                app, bare.url, server.url, users_file, sales["admission"]
-            )
-            worker_cpu = cpu_seconds(worker) - worker_cpu
-            bare.stop()
-            note(f"baseline {baseline:.0f} req/s, admission {admission:.0f} req/s {admission_runs}")
-            refusal_course, refusal_sale = sales["refusal"][0]
-            first = credentials[-1]
-            asyncio.run(
-                burst(server.url, BUY, [first], refusal_course, poll=False)
-            )  # sells the 1 unit
-            refusal, refusal_runs = measure_refusals(server.url, users_file, refusal_course)
-            note(f"refusals {refusal:.0f} req/s {refusal_runs}")
             course_id, burst_sale = sales["burst"][0]
             started = time.monotonic()
             records = asyncio.run(burst(server.url, BUY, burst_credentials, course_id, poll=True))
             burst_seconds = time.monotonic() - started
-            orders_done = wait_for_orders(app, [s for _, s in sales["admission"]])
+            orders_done = wait_for_orders(
+                app, [s for mode, _ in FAST_PATH_MODES for _, s in sales[f"admission_{mode}"]]
+            )
         finally:
             server.stop()
-            bare.stop()
         with app.app_context():
             from luffy.seckill.reconcile import reconcile_sales
 
             report = reconcile_sales()
         checks = burst_checks(app, records, burst_users, burst_sale, env["REDIS_URL"])
-        admitted = admission_checks(app, sales["admission"][1:], admission_runs)  # [0]: the warm-up
+        for mode, _ in FAST_PATH_MODES:  # [0]: the warm-up
+            figures = modes[mode]
+            figures["checks"] = admission_checks(
+                app, sales[f"admission_{mode}"][1:], figures["admission_runs"]
+            )
+        on = modes["on"]
+        baseline, admission, refusal = on["baseline"], on["admission"], on["refusal"]
+        admission_runs, admitted = on["admission_runs"], on["checks"]
+        worker_cpu, backlogs = on["worker_cpu"], on["backlogs"]
 
         server = LoggedGunicorn("bench.seckill_sync_app:app", env)
         try:
@@ -556,13 +596,19 @@ def main():
         # wrk stops counting at its deadline: up to one request per connection was still in
         # flight, admitted by the server but not counted by wrk.
         in_flight = WRK_CONNECTIONS * len(admission_runs)
-        admission_ok = (
-            admitted["5xx"] == 0
-            and orders_done
-            and admitted["admitted"] <= admitted["orders"] <= admitted["admitted"] + in_flight
-            and all(r["non_2xx"] == 0 for r in admission_runs)
-        )
-        refusal_ok = all(r["5xx"] == 0 and r["409"] == r["requests"] for r in refusal_runs)
+        for figures in modes.values():
+            checked = figures["checks"]
+            figures["admission_ok"] = (
+                checked["5xx"] == 0
+                and orders_done
+                and checked["admitted"] <= checked["orders"] <= checked["admitted"] + in_flight
+                and all(r["non_2xx"] == 0 for r in figures["admission_runs"])
+            )
+            figures["refusal_ok"] = all(
+                r["5xx"] == 0 and r["409"] == r["requests"] for r in figures["refusal_runs"]
+            )
+        admission_ok = all(f["admission_ok"] for f in modes.values())
+        refusal_ok = all(f["refusal_ok"] for f in modes.values())
 
         print(f"baseline_bare_flask: {baseline:.0f} req/s")
         print(
@@ -582,6 +628,25 @@ def main():
             f"refusal_sold_out: {refusal:.0f} req/s{'' if refusal_ok else ' (FAIL: not all 409)'}"
         )
         print(f"refusal_vs_baseline: {refusal / baseline:.2f} x (target >= {REFUSAL_TARGET})")
+        off = modes["off"]
+        print(f"baseline_bare_flask_fast_path_off_run: {off['baseline']:.0f} req/s")
+        print(
+            f"admission_fast_path_off: {off['admission']:.0f} req/s "
+            f"({off['checks']['admitted']} admitted, {off['checks']['orders']} orders written"
+            f"{'' if off['admission_ok'] else ', FAIL'})"
+        )
+        print(
+            f"admission_vs_baseline_fast_path_off: {off['admission'] / off['baseline']:.2f} x "
+            f"(target >= {ADMISSION_TARGET})"
+        )
+        print(
+            f"refusal_sold_out_fast_path_off: {off['refusal']:.0f} req/s"
+            f"{'' if off['refusal_ok'] else ' (FAIL: not all 409)'}"
+        )
+        print(
+            f"refusal_vs_baseline_fast_path_off: {off['refusal'] / off['baseline']:.2f} x "
+            f"(target >= {REFUSAL_TARGET})"
+        )
         print(f"sync_row_lock_admission: {sync_rate:.0f} req/s")
         print(f"admission_vs_sync_row_lock: {admission / sync_rate:.1f} x")
         print(
@@ -614,7 +679,9 @@ def main():
         )
         print(
             f"headline: flash-sale admission = {admission / baseline:.2f}x bare Flask (target >= "
-            f"{ADMISSION_TARGET}x), refusals {refusal / baseline:.2f}x (>= {REFUSAL_TARGET}x), "
+            f"{ADMISSION_TARGET}x), refusals {refusal / baseline:.2f}x (>= {REFUSAL_TARGET}x); "
+            f"fast path off: {off['admission'] / off['baseline']:.2f}x and "
+            f"{off['refusal'] / off['baseline']:.2f}x; "
             f"{admission / sync_rate:.1f}x the synchronous row-lock variant "
             f"{'PASS' if passed else 'FAIL'}"
         )
@@ -635,7 +702,7 @@ PORTS_TAKEN = set()
 class LoggedGunicorn(Gunicorn):
     """harness.Gunicorn with its error log kept in the run's temporary folder."""
 
-    def __init__(self, app_path, env):
+    def __init__(self, app_path, env, name=None):
         from local_redis import free_port
 
         # Two servers run at once (baseline and admission in turn): with reuse_port, the same
@@ -650,7 +717,8 @@ class LoggedGunicorn(Gunicorn):
             "WEB_CONCURRENCY": "2",
             "WEB_THREADS": "8",
         }
-        self.log_path = Path(env["BENCH_TMP"]) / f"gunicorn-{app_path.replace(':', '-')}.log"
+        name = name or app_path.replace(":", "-")
+        self.log_path = Path(env["BENCH_TMP"]) / f"gunicorn-{name}.log"
         self.process = subprocess.Popen(
             # --max-requests 0: no worker recycling (WEB_MAX_REQUESTS) inside a measured run;
             # the same flag for every server keeps the comparison fair.

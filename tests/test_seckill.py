@@ -33,9 +33,9 @@ from seckill_helpers import (
 from sqlalchemy import func, select, update
 
 from luffy.extensions import db
-from luffy.models import Course, Order, Sale
+from luffy.models import Course, Order, Sale, User
 from luffy.models.base import utcnow
-from luffy.seckill import admission, fast_path, keys, sales
+from luffy.seckill import admission, keys, sales
 
 
 def final_answer(client, ticket, timeout=60):
@@ -170,48 +170,21 @@ def test_concurrent_buyers_get_exactly_the_stock(app, worker, redis_client, buye
 
 
 # -- the result route -------------------------------------------------------------------------
-def test_tickets_are_random_unique_and_never_shared_with_a_forked_child():
-    import os
-    import re
-
-    source = fast_path.Tickets()
-    issued = [source.next() for _ in range(3 * fast_path.Tickets.BATCH + 5)]  # several refills
-    assert all(re.fullmatch(r"[0-9a-f]{32}", ticket) for ticket in issued)
-    assert len(set(issued)) == len(issued)
-    read, write = os.pipe()
-    source._lock.acquire()  # as if another thread were inside next() at the moment of the fork
-    pid = os.fork()
-    if pid == 0:  # the child inherits the buffer: it must draw its own bytes, with its own lock
-        try:
-            os.write(write, "".join(source.next() for _ in range(10)).encode())
-        finally:
-            os._exit(0)
-    source._lock.release()
-    os.close(write)
-    deadline = time.monotonic() + 10
-    while os.waitpid(pid, os.WNOHANG) == (0, 0):
-        if time.monotonic() > deadline:
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-            pytest.fail("the forked child hung on the ticket lock")
-        time.sleep(0.01)
-    child = os.read(read, 320).decode()
-    os.close(read)
-    parent = [source.next() for _ in range(10)]
-    assert not {child[i : i + 32] for i in range(0, 320, 32)} & set(parent)
-
-
 def test_result_states_2_3_1_and_0_only_for_the_owner(app, worker, redis_client):
     course_id, sale_id = add_sale(app, 5)
     buyer_id, other_id = add_buyers(app, 2)
-    inactive_id = add_buyers(app, 1, prefix="gone", is_active=False)[0]
+    gone_id = add_buyers(app, 1, prefix="gone")[0]
     buyer, other = logged_in_client(app, buyer_id), logged_in_client(app, other_id)
-    inactive = logged_in_client(app, inactive_id)
+    gone = logged_in_client(app, gone_id)
 
     with SeckillConsumerPaused(app, worker) as paused:
         response = buy(buyer, course_id)
         assert response.status_code == 200, response.get_json()
         ticket = response.get_json()["task_id"]
+        gone_ticket = buy(gone, course_id).get_json()["task_id"]
+        with app.app_context():  # deactivated after Redis admitted it: the order task refuses
+            db.session.execute(update(User).where(User.id == gone_id).values(is_active=False))
+            db.session.commit()
         time.sleep(0.5)
         assert result(buyer, ticket).get_json()["success"] == "2"  # queued, nobody runs it yet
 
@@ -230,9 +203,12 @@ def test_result_states_2_3_1_and_0_only_for_the_owner(app, worker, redis_client)
             )
         assert final_answer(buyer, ticket)[-1] == "1"
 
-        response = buy(inactive, course_id)  # admitted by Redis, refused by the order task
-        assert response.status_code == 200
-        assert final_answer(inactive, response.get_json()["task_id"])[-1] == "0"
+        wait_until(
+            lambda: redis_client.hget(keys.ticket_key(gone_ticket), "state") == b"0",
+            timeout=30,
+            message="the deactivated buyer's order refused",
+        )
+        assert result(gone, gone_ticket).status_code == 401  # Flask-Login: no longer logged in
 
     assert set(orders_of(app, sale_id)) == {buyer_id}
     assert_consistent(app, redis_client, sale_id, 5)  # the refused buyer's unit came back
@@ -547,54 +523,42 @@ def test_a_token_or_cookie_that_does_not_check_out_is_refused(app, redis_client)
     assert redis_state(redis_client, sale_id)["buyers"] == {}
 
 
-def test_an_ordinary_buy_is_admitted_by_the_gate_before_flask(
+def test_a_buy_is_authenticated_by_flask_logins_user_loader(app, redis_client):
+    # A session cookie that still names the user is not enough: Flask-Login's user loader
+    # decides (a deactivated account, or a session the user loader no longer accepts).
+    course_id, sale_id = add_sale(app, 3)
+    [user_id] = add_buyers(app, 1, prefix="loader")
+    client = logged_in_client(app, user_id)
+    with app.app_context():
+        db.session.execute(update(User).where(User.id == user_id).values(is_active=False))
+        db.session.commit()
+    response = buy(client, course_id)
+    assert response.status_code == 401 and response.get_json()["msg"] == "请先登录"
+    assert redis_state(redis_client, sale_id)["buyers"] == {}
+
+
+def test_a_secret_key_rotation_keeps_sessions_on_their_fallback_key(
     app, worker, redis_client, monkeypatch
 ):
-    # The gate reads the same signed session and CSRF token Flask would; if it stopped
-    # recognising the app's session backend, every buy would silently take the slow path.
-    course_id, _ = add_sale(app, 3)
-    [user_id] = add_buyers(app, 1, prefix="gate")
-    client = logged_in_client(app, user_id)
-
-    def flask_view_not_reached():
-        raise AssertionError("the buy went past the gate to the Flask view")
-
-    monkeypatch.setitem(app.view_functions, "seckill.buy", flask_view_not_reached)
-    response = buy(client, course_id)
-    assert response.status_code == 200, response.get_json()
-    ticket = response.get_json()["task_id"]
-    assert (
-        len(ticket) == 32
-        and redis_client.hget(keys.ticket_key(ticket), "user") == str(user_id).encode()
-    )
-
-
-def test_the_gate_follows_a_secret_key_rotation(app, worker, redis_client, monkeypatch):
-    # The gate derives its keys once per secret key: a rotation must take effect at once; a
-    # session signed with the old key still counts while that key is in SECRET_KEY_FALLBACKS
-    # (Flask's rule), and CSRF tokens must be signed with the current key (Flask-WTF's rule).
+    # Flask's rule: a session signed with the old key counts while that key is in
+    # SECRET_KEY_FALLBACKS; Flask-WTF's rule: CSRF tokens are signed with the current key.
     course_id, sale_id = add_sale(app, 5)
     old_user, new_user = add_buyers(app, 2, prefix="rotation")
     old_cookie, old_token = session_for(app, old_user)
     old_key = app.config["SECRET_KEY"]
-
-    def flask_view_not_reached():
-        raise AssertionError("the buy went past the gate to the Flask view")
 
     def post(cookie, token):
         client = app.test_client()
         client.set_cookie(app.config["SESSION_COOKIE_NAME"], cookie)
         return client.post(BUY, json={"course_id": course_id}, headers={"X-CSRFToken": token})
 
-    monkeypatch.setitem(app.config, "SECRET_KEY", "a-rotated-secret-key-for-the-gate-test")
+    monkeypatch.setitem(app.config, "SECRET_KEY", "a-rotated-secret-key-for-the-rotation-test")
     monkeypatch.setitem(app.config, "SECRET_KEY_FALLBACKS", [old_key])
     raw = app.session_interface.get_signing_serializer(app).loads(old_cookie)["csrf_token"]
     fresh_token = URLSafeTimedSerializer(app.config["SECRET_KEY"], salt="wtf-csrf-token").dumps(raw)
     assert post(old_cookie, old_token).status_code == 400  # a token signed with the old key
-    with monkeypatch.context() as inner:
-        inner.setitem(app.view_functions, "seckill.buy", flask_view_not_reached)
-        assert post(old_cookie, fresh_token).status_code == 200  # the session's fallback key
-        assert buy(logged_in_client(app, new_user), course_id).status_code == 200  # the new key
+    assert post(old_cookie, fresh_token).status_code == 200  # the session's fallback key
+    assert buy(logged_in_client(app, new_user), course_id).status_code == 200  # the new key
     assert set(redis_state(redis_client, sale_id)["buyers"]) == {old_user, new_user}
 
     monkeypatch.setitem(app.config, "SECRET_KEY_FALLBACKS", [])
@@ -668,7 +632,7 @@ def test_per_user_and_per_address_rate_limits(app, monkeypatch):
     assert statuses.count(429) >= 3 and all(s in (409, 429) for s in statuses)
 
 
-def test_sold_out_refusals_come_from_memory_without_redis(app, redis_client):
+def test_sold_out_refusals_come_from_memory_without_redis(app, worker, redis_client):
     course_id, sale_id = add_sale(app, 1)
     user_ids = add_buyers(app, 3)
     first, second, third = (logged_in_client(app, u) for u in user_ids)
@@ -679,6 +643,31 @@ def test_sold_out_refusals_come_from_memory_without_redis(app, redis_client):
     assert response.status_code == 409 and response.get_json()["msg"] == "已售罄"
     # The admission script counts every request it sees first thing: this one never got there.
     assert not list(redis_client.scan_iter(keys.rate_key("buy", user_ids[2], "*")))
+
+
+def test_the_fast_path_answers_sold_out_refusals_before_flask(
+    app, worker, redis_client, monkeypatch
+):
+    from werkzeug.test import Client
+
+    from luffy.seckill.fast_path import SoldOutGate
+
+    # The switch: the gate is in front of the app exactly when SECKILL_FAST_PATH is on.
+    assert isinstance(app.wsgi_app, SoldOutGate) == app.config["SECKILL_FAST_PATH"]
+    course_id, _ = add_sale(app, 1)
+    first, second = (logged_in_client(app, u) for u in add_buyers(app, 2))
+    assert buy(first, course_id).status_code == 200
+    assert buy(second, course_id).status_code == 409  # this process now knows it is sold out
+
+    def flask_view_not_reached():
+        raise AssertionError("the refusal went past the fast path to the Flask view")
+
+    monkeypatch.setitem(app.view_functions, "seckill.buy", flask_view_not_reached)
+    with app.app_context():
+        memory = admission.sold_out_memory()
+    gate = SoldOutGate(app.wsgi_app, memory, BUY, admission.REFUSALS["sold_out"][1])
+    refused = Client(gate).post(BUY, json={"course_id": course_id})
+    assert refused.status_code == 409 and refused.get_json()["msg"] == "已售罄"
 
 
 # -- dependencies down --------------------------------------------------------------------------

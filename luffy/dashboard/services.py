@@ -1,9 +1,9 @@
 """What the monitoring dashboard and /metrics show, each section bounded in time.
 
 Live state (workers, queues) comes from inspect calls and the broker; history comes from
-the task results table, never from memory (PITFALLS 21). Every section runs in a thread of
-its own with a deadline, so a worker or broker that does not answer costs at most the
-deadline and the section says why instead of hanging the page. Sections whose source is
+the task results table, never from memory (it grows, and is lost on restart). Every section
+runs in a thread of its own with a deadline, so a worker or broker that does not answer costs
+at most the deadline and the section says why instead of hanging the page. Sections whose source is
 another feature (beat, flash sale, task results) answer "not available" while it is missing.
 """
 
@@ -307,7 +307,8 @@ def revoke(task_id, terminate=False):
     """Revoke a task on every worker (SIGTERM it when ``terminate`` and it is running).
 
     Workers keep the revoked ids in memory (and in their --statedb file when they have one),
-    so a task queued now is dropped when a worker picks it up later (PITFALLS 22).
+    so a task queued now is dropped when a worker picks it up later (a worker without --statedb
+    forgets them when it restarts).
     """
     return control("revoke", None, task_id=task_id, terminate=terminate, signal="SIGTERM")
 

@@ -14,6 +14,7 @@ path. Reconciliation (luffy/seckill/reconcile.py) repairs what a crash or a Redi
 import logging
 import threading
 import time
+import uuid
 
 from flask import current_app
 from redis.exceptions import RedisError
@@ -79,17 +80,10 @@ def sold_out_memory() -> SoldOutMemory:
     return current_app.extensions["luffy_seckill_sold_out"]
 
 
-def new_ticket():
-    """A new ticket: 128 random bits as 32 hex digits."""
-    from luffy.seckill import fast_path
-
-    return fast_path.new_ticket()
-
-
 def admit(user_id, course_id, address):
     """Admit the buyer or raise ApiError; returns the ticket (the API's ``task_id``)."""
     sale_of_course = current_app.extensions["luffy_seckill_sale_of_course"]
-    ticket = new_ticket()
+    ticket = uuid.uuid4().hex  # 128 random bits, 32 hex digits
     answer = run_admission(user_id, course_id, address, ticket, sale_of_course.get(course_id, ""))
     if answer[0] == b"moved":  # the course has another sale than this process thought
         sale_of_course[course_id] = answer[1].decode()

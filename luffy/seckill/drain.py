@@ -201,7 +201,7 @@ class Drainer:
                 keys.PENDING_KEY,
                 keys.KICK_KEY,
                 keys.lock_key(self.slot),
-                *interleave(keys.LOCK_KEYS, keys.PROCESSING_KEYS),
+                *keys.SLOT_KEYS,
             ],
             args=[self.token],
         )
@@ -313,10 +313,6 @@ def requeue(ticket):
             args=[ticket, WAITING_MSG],
         )
     )
-
-
-def interleave(locks, lists):
-    return [key for pair in zip(locks, lists, strict=True) for key in pair]
 
 
 def place_orders(batch, processing):

@@ -54,6 +54,10 @@ def processing_key(slot):
 
 LOCK_KEYS = tuple(lock_key(slot) for slot in range(MAX_DRAIN_SLOTS))
 PROCESSING_KEYS = tuple(processing_key(slot) for slot in range(MAX_DRAIN_SLOTS))
+# Each slot's lock, then its processing list, slot after slot.
+SLOT_KEYS = tuple(
+    key for slot in range(MAX_DRAIN_SLOTS) for key in (lock_key(slot), processing_key(slot))
+)
 
 
 def course_key(course_id):

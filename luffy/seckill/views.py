@@ -4,7 +4,7 @@ import re
 import time
 from zoneinfo import ZoneInfo
 
-from flask import Blueprint, abort, current_app, render_template, request, session
+from flask import Blueprint, abort, current_app, render_template, request
 from flask_login import current_user, login_required
 
 from luffy.extensions import csrf, db
@@ -12,8 +12,7 @@ from luffy.metrics import count
 from luffy.models import Course
 from luffy.models.base import as_utc
 from luffy.responses import ApiError, ok
-from luffy.seckill import admission, sales, scripts
-from luffy.seckill.gate import BuyGate
+from luffy.seckill import admission, fast_path, sales, scripts
 
 bp = Blueprint("seckill", __name__)
 BUY_PATH = "/api/v1/user/seckill/seckill/"
@@ -23,9 +22,8 @@ BUY_PATH = "/api/v1/user/seckill/seckill/"
 def _init(state):
     scripts.init_app(state.app)
     admission.init_app(state.app)
-    state.app.wsgi_app = BuyGate(
+    fast_path.init_app(
         state.app,
-        state.app.wsgi_app,
         state.app.extensions["luffy_seckill_sold_out"],
         BUY_PATH,
         admission.REFUSALS["sold_out"][1],
@@ -37,16 +35,7 @@ MAX_ID = 2**31 - 1
 
 
 def buyer_id():
-    """The logged-in user's id, read from the signed session without a database query.
-
-    The buy path is the hottest route of the site, so it trusts the session's user id as
-    Flask-Login does and leaves the account checks (active, exists) to the order task,
-    which fails the order and gives the unit back. Remember-cookie logins fall back to
-    Flask-Login.
-    """
-    user_id = session.get("_user_id")
-    if isinstance(user_id, str) and user_id.isdigit():
-        return int(user_id)
+    """The logged-in user's id, through Flask-Login (its user loader decides), or None."""
     return current_user.id if current_user.is_authenticated else None
 
 
