@@ -895,3 +895,27 @@ def test_sale_status_and_running_sales_for_monitoring(app, redis_client):
     assert status["stock_redis"] == 3 and status["admitted"] == 1 and status["queued"] == 1
     assert status["remaining_db"] == 4 and status["orders"] == 0 and status["phase"] == "running"
     assert [s["sale_id"] for s in running] == [sale_id]
+
+
+def test_every_flash_sale_key_hashes_to_one_cluster_slot():
+    # Each script takes keys of a sale together with the shared queue: on a Redis Cluster they
+    # must share one slot, or the script is refused (CROSSSLOT).
+    from redis.crc import key_slot
+
+    built = [
+        keys.READY_KEY,
+        keys.SALES_KEY,
+        keys.PENDING_KEY,
+        keys.KICK_KEY,
+        keys.FANOUT_KEY,
+        keys.REBUILD_KICK_KEY,
+        *keys.SLOT_KEYS,
+        keys.course_key(7),
+        keys.sale_key(123456),
+        keys.buyers_key(9),
+        keys.ticket_key("0123456789abcdef0123456789abcdef"),
+        keys.rate_key("addr", "10.0.0.1", 1700000000),
+        keys.notified_key(5, "sms"),
+    ]
+    assert all(key.startswith("luffy:") for key in built)
+    assert len({key_slot(key.encode()) for key in built}) == 1
