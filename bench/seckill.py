@@ -85,13 +85,13 @@ def prepare(tmp):
             ],
         )
         db.session.commit()
-        user_ids = list(db.session.scalars(select(User.id).order_by(User.id)))
+        users = db.session.execute(select(User).order_by(User.id)).scalars().all()
         serializer = app.session_interface.get_signing_serializer(app)
         credentials = []
-        for user_id in user_ids:
+        for user in users:
             with app.test_request_context():
                 g.pop("csrf_token", None)  # generate_csrf caches one per app context
-                session["_user_id"] = str(user_id)
+                session["_user_id"] = user.get_id()  # what Flask-Login's login_user() stores
                 session["_fresh"] = True
                 session["_id"] = LOGIN_IDENTIFIER
                 token = generate_csrf()
