@@ -92,12 +92,16 @@ class Config:
         # How often beat runs the flash-sale reconciliation, and how long a result is kept.
         self.SECKILL_RECONCILE_SECONDS = env_int("SECKILL_RECONCILE_SECONDS", 30)
         self.SECKILL_RESULT_TTL = env_int("SECKILL_RESULT_TTL", 86400)
+        # The flash sale's fast path (luffy/seckill/fast_path.py): sold-out refusals answered
+        # before Flask builds a request. Off: every buy request goes through the Flask view.
+        self.SECKILL_FAST_PATH = env_bool("SECKILL_FAST_PATH", True)
         self.UPLOAD_DIR = env("UPLOAD_DIR", str(instance / "uploads"))
         self.MAX_CONTENT_LENGTH = 4 * 1024 * 1024
 
         # CACHE_TYPE and its address follow REDIS_URL (Redis, Sentinel or Cluster cache), set
         # by luffy.redis_store.init_app when the app is built.
-        # Never empty: an empty prefix makes cache.clear() FLUSHDB (PITFALLS 24).
+        # Never empty: an empty prefix makes cache.clear() FLUSHDB,
+        # which would wipe the broker queue and the sale stock sharing that Redis.
         self.CACHE_KEY_PREFIX = "luffy:cache:"
         self.CACHE_DEFAULT_TIMEOUT = 300
         self.CACHE_OPTIONS = {
@@ -185,7 +189,8 @@ class Config:
             extra_imports=env_list("CELERY_EXTRA_IMPORTS"),
         )
         # Each worker keeps its revoked task ids in this file (%n: the worker's name), so a
-        # revoke survives a worker restart (PITFALLS 22); "off" keeps them in memory only.
+        # revoke survives a worker restart (workers keep revoked ids in memory only otherwise);
+        # "off" keeps them in memory only.
         state_db = env("WORKER_STATE_DB", str(instance / "worker-%n.state"))
         if state_db.lower() != "off":
             self.CELERY["worker_state_db"] = state_db
@@ -206,9 +211,9 @@ def celery_settings(
 ):
     """Celery's settings, lower-case as Celery names them (see README, "Celery settings")."""
     # A message not acked within this many seconds is delivered again by the Redis
-    # transport (PITFALLS 3). Longer countdowns/etas are still run once: FlaskTask skips a
-    # second delivery of a delayed task (luffy/celery_init.py). Sweep for such messages
-    # often enough that a short timeout (CELERY_VISIBILITY_TIMEOUT) is honoured.
+    # transport (its visibility timeout; at-least-once delivery). Longer countdowns/etas are still
+    # run once: FlaskTask skips a second delivery of a delayed task (luffy/celery_init.py). Sweep
+    # for such messages often enough that a short timeout (CELERY_VISIBILITY_TIMEOUT) is honoured.
     restore_every = max(1, min(10, visibility_timeout // 3))
     settings = {
         "broker_url": broker_url,

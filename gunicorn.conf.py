@@ -26,7 +26,7 @@ workers = _settings["workers"]
 worker_class = "gthread"
 threads = _settings["threads"]
 # Without SO_REUSEPORT one gthread worker accepts nearly every keep-alive connection and
-# throughput swings 2-3x between runs (PITFALLS 10); the kernel then balances connections.
+# throughput swings 2-3x between runs (measured here); the kernel then balances connections.
 reuse_port = True
 # A request that takes longer than this is a bug (every outside call in Luffy has its own,
 # shorter timeout); the stuck worker is killed and replaced rather than left hanging.
@@ -36,7 +36,8 @@ graceful_timeout = 20
 # Behind a load balancer that reuses connections; shorter than its idle timeout (usually 60 s).
 keepalive = 5
 # Recycle a worker after WEB_MAX_REQUESTS requests plus up to half that at random, so any
-# slow memory growth in a library (PITFALLS 9) stays bounded. High on purpose: a flash sale
+# slow memory growth in a library (Celery's result handling has grown a web worker by
+# about 0.3 KB a call) stays bounded. High on purpose: a flash sale
 # serves thousands of requests a second, and a low limit (gunicorn examples use 1,000-10,000)
 # would restart every worker every few seconds, all of them within one boot time of each other.
 max_requests = _settings["max_requests"]

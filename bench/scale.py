@@ -155,7 +155,8 @@ class Setup:
         from luffy.extensions import db
         from luffy.models import Course, Sale
         from luffy.models.base import utcnow
-        from luffy.seckill import services
+        from luffy.seckill import admission as seckill_admission
+        from luffy.seckill import sales as seckill_sales
 
         with self.app.app_context():
             course = Course(name=f"bench-{uuid.uuid4().hex[:6]}", price="99.00")
@@ -172,9 +173,11 @@ class Setup:
             )
             db.session.add(sale)
             db.session.commit()
-            assert services.warm_sale(sale)
+            assert seckill_sales.warm_sale(sale)
             for i, user_id in enumerate(self.buyers[:count]):
-                services.admit(user_id, course.id, f"10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}")
+                seckill_admission.admit(
+                    user_id, course.id, f"10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}"
+                )
             return sale.id
 
     def order_count(self, sale_id):
@@ -267,7 +270,7 @@ class Setup:
     def wait_idle(self):
         """No order task left over from the previous run: no drain lock, kick or queued ticket."""
         from luffy.redis_store import get_redis
-        from luffy.seckill.services import KICK_KEY, LOCK_KEYS, PENDING_KEY, PROCESSING_KEYS
+        from luffy.seckill.keys import KICK_KEY, LOCK_KEYS, PENDING_KEY, PROCESSING_KEYS
 
         with self.app.app_context():
             redis = get_redis()

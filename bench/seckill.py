@@ -22,6 +22,7 @@ oversold, duplicates or lost buyers print FAIL.
 """
 
 import asyncio
+import hashlib
 import json
 import os
 import re
@@ -47,6 +48,10 @@ BURST_STOCK = int(os.environ.get("BENCH_SECKILL_STOCK", 100))
 BURST_BUYERS = int(os.environ.get("BENCH_SECKILL_BUYERS", 5000))
 BURST_CONNECTIONS = 64
 ADMISSION_TARGET, REFUSAL_TARGET = 0.5, 0.8
+# What Flask-Login's login_user() stores as ``_id`` for a client at 127.0.0.1 sending no
+# User-Agent (wrk, the burst client): with it the session is not rewritten on every request,
+# as for a real browser session.
+LOGIN_IDENTIFIER = hashlib.sha512(b"b'127.0.0.1'|None").hexdigest()
 BIG_STOCK = 1_000_000
 
 
@@ -80,21 +85,23 @@ def prepare(tmp):
             ],
         )
         db.session.commit()
-        user_ids = list(db.session.scalars(select(User.id).order_by(User.id)))
+        users = db.session.execute(select(User).order_by(User.id)).scalars().all()
         serializer = app.session_interface.get_signing_serializer(app)
         credentials = []
-        for user_id in user_ids:
+        for user in users:
             with app.test_request_context():
                 g.pop("csrf_token", None)  # generate_csrf caches one per app context
-                session["_user_id"] = str(user_id)
+                session["_user_id"] = user.get_id()  # what Flask-Login's login_user() stores
                 session["_fresh"] = True
+                session["_id"] = LOGIN_IDENTIFIER
                 token = generate_csrf()
                 credentials.append((serializer.dumps(dict(session)), token))
         users_file = tmp / "users.tsv"
         users_file.write_text("".join(f"{c}\t{t}\n" for c, t in credentials))
 
         plan = {
-            "admission": 1 + REPETITIONS,
+            "admission_on": 1 + REPETITIONS,
+            "admission_off": 1 + REPETITIONS,
             "sync_admission": 1 + REPETITIONS,
             "refusal": 1,
             "burst": 1,
@@ -119,7 +126,7 @@ def prepare(tmp):
                 db.session.flush()
                 sales.setdefault(phase, []).append((course.id, sale.id))
         db.session.commit()
-        from luffy.seckill.services import load_sales
+        from luffy.seckill.sales import load_sales
 
         load_sales()
     return app, users_file, credentials, sales
@@ -188,9 +195,9 @@ def measure_baseline_and_admission(app, bare_url, url, users_file, sales):
         baseline_runs.append(wrk(bare_url, BUY, users_file, 1, SECONDS))
         admission_runs.append(wrk(url, BUY, users_file, course_id, SECONDS))
         with app.app_context():
-            from luffy.seckill import services
+            from luffy.seckill import sales as seckill_sales
 
-            backlogs.append((services.sale_status(sale_id) or {}).get("queued"))
+            backlogs.append((seckill_sales.sale_status(sale_id) or {}).get("queued"))
         settle(app, [sale_id])
     return (
         statistics.median(r["rate"] for r in baseline_runs),
@@ -200,9 +207,42 @@ def measure_baseline_and_admission(app, bare_url, url, users_file, sales):
     )
 
 
+FAST_PATH_MODES = (("on", "1"), ("off", "0"))
+
+
+def measure_luffy(app, bare, env, worker, users_file, sales, mode, first_buyer):
+    """Admission (against the bare baseline, in turn) and refusals of Luffy started with
+    ``env`` (SECKILL_FAST_PATH on or off)."""
+    server = LoggedGunicorn("wsgi:app", env, name=f"luffy-fast-path-{mode}")
+    try:
+        wait_port(server)
+        worker_cpu = cpu_seconds(worker)
+        baseline, admission, admission_runs, backlogs = measure_baseline_and_admission(
+            app, bare.url, server.url, users_file, sales[f"admission_{mode}"]
+        )
+        worker_cpu = cpu_seconds(worker) - worker_cpu
+        note(f"fast path {mode}: baseline {baseline:.0f} req/s, admission {admission:.0f} req/s")
+        refusal_course, _ = sales["refusal"][0]
+        # sells the 1 unit (on the first pass); later a refusal that teaches this server
+        asyncio.run(burst(server.url, BUY, [first_buyer], refusal_course, poll=False))
+        refusal, refusal_runs = measure_refusals(server.url, users_file, refusal_course)
+        note(f"fast path {mode}: refusals {refusal:.0f} req/s")
+    finally:
+        server.stop()
+    return {
+        "baseline": baseline,
+        "admission": admission,
+        "admission_runs": admission_runs,
+        "backlogs": backlogs,
+        "worker_cpu": worker_cpu,
+        "refusal": refusal,
+        "refusal_runs": refusal_runs,
+    }
+
+
 def settle(app, sale_ids):
     """Until the order task has written every order of ``sale_ids`` and stopped lingering."""
-    from luffy.seckill.orders import LINGER_SECONDS
+    from luffy.seckill.drain import LINGER_SECONDS
 
     if not wait_for_orders(app, sale_ids):
         raise RuntimeError("the order task did not finish the admission run's orders in time")
@@ -328,7 +368,7 @@ def burst_checks(app, records, user_ids, sale_id, redis_url, uses_redis=True):
 
     from luffy.extensions import db
     from luffy.models import Order, Sale
-    from luffy.seckill import services
+    from luffy.seckill import keys
 
     with app.app_context():
         orders = (
@@ -339,7 +379,7 @@ def burst_checks(app, records, user_ids, sale_id, redis_url, uses_redis=True):
         sale = db.session.get(Sale, sale_id)
         remaining, total = sale.remaining_stock, sale.total_stock
     client = redis.Redis.from_url(redis_url)
-    stock = client.hget(services.sale_key(sale_id), "stock") if uses_redis else None
+    stock = client.hget(keys.sale_key(sale_id), "stock") if uses_redis else None
     told_bought = {user_ids[i] for i, r in records.items() if r["told"] == "1"}
     admitted = {user_ids[i] for i, r in records.items() if r["status"] == 200}
     checks = {
@@ -372,12 +412,14 @@ def burst_checks(app, records, user_ids, sale_id, redis_url, uses_redis=True):
 
 def wait_for_orders(app, sale_ids, timeout=300):
     """Until no admitted buyer waits for an order (queue empty) or the timeout."""
-    from luffy.seckill import services
+    from luffy.seckill import sales as seckill_sales
 
     deadline = time.monotonic() + timeout
     with app.app_context():
         while time.monotonic() < deadline:
-            if all((services.sale_status(s) or {}).get("queued") in (0, None) for s in sale_ids):
+            if all(
+                (seckill_sales.sale_status(s) or {}).get("queued") in (0, None) for s in sale_ids
+            ):
                 return True
             time.sleep(0.5)
     return False
@@ -403,7 +445,7 @@ def admission_checks(app, sales, runs):
 
 
 def start_worker(env):
-    log = open(Path(env["BENCH_TMP"]) / "worker.log", "wb")
+    log = open(Path(env["BENCH_TMP"]) / "worker.log", "wb")  # noqa: SIM115 (the worker's, kept open)
     process = subprocess.Popen(
         [
             str(BIN / "celery"),
@@ -463,7 +505,8 @@ def note(text):
 
 def times_line(name, values):
     return (
-        f"{name}: p50 {percentile(values, 0.5) * 1000:.0f} ms, p99 {percentile(values, 0.99) * 1000:.0f} ms, "
+        f"{name}: p50 {percentile(values, 0.5) * 1000:.0f} ms, "
+        f"p99 {percentile(values, 0.99) * 1000:.0f} ms, "
         f"max {max(values) * 1000:.0f} ms"
     )
 
@@ -491,43 +534,49 @@ def main():
         burst_users = user_ids[:BURST_BUYERS]
 
         worker = start_worker(env)
-        server = LoggedGunicorn("wsgi:app", env)
+        bare = LoggedGunicorn("bench.bare_seckill_app:app", env)
         try:
-            bare = LoggedGunicorn("bench.bare_seckill_app:app", env)
-        except BaseException:
-            server.stop()
-            raise
+            wait_port(bare)
+            modes = {}
+            for mode, flag in FAST_PATH_MODES:
+                modes[mode] = measure_luffy(
+                    app,
+                    bare,
+                    {**env, "SECKILL_FAST_PATH": flag},
+                    worker,
+                    users_file,
+                    sales,
+                    mode,
+                    credentials[-1],
+                )
+        finally:
+            bare.stop()
+        server = LoggedGunicorn("wsgi:app", env)  # the default: SECKILL_FAST_PATH on
         try:
             wait_port(server)
-            wait_port(bare)
-            worker_cpu = cpu_seconds(worker)
-            baseline, admission, admission_runs, backlogs = measure_baseline_and_admission(
-                app, bare.url, server.url, users_file, sales["admission"]
-            )
-            worker_cpu = cpu_seconds(worker) - worker_cpu
-            bare.stop()
-            note(f"baseline {baseline:.0f} req/s, admission {admission:.0f} req/s {admission_runs}")
-            refusal_course, refusal_sale = sales["refusal"][0]
-            first = credentials[-1]
-            asyncio.run(
-                burst(server.url, BUY, [first], refusal_course, poll=False)
-            )  # sells the 1 unit
-            refusal, refusal_runs = measure_refusals(server.url, users_file, refusal_course)
-            note(f"refusals {refusal:.0f} req/s {refusal_runs}")
             course_id, burst_sale = sales["burst"][0]
             started = time.monotonic()
             records = asyncio.run(burst(server.url, BUY, burst_credentials, course_id, poll=True))
             burst_seconds = time.monotonic() - started
-            orders_done = wait_for_orders(app, [s for _, s in sales["admission"]])
+            orders_done = wait_for_orders(
+                app, [s for mode, _ in FAST_PATH_MODES for _, s in sales[f"admission_{mode}"]]
+            )
         finally:
             server.stop()
-            bare.stop()
         with app.app_context():
             from luffy.seckill.reconcile import reconcile_sales
 
             report = reconcile_sales()
         checks = burst_checks(app, records, burst_users, burst_sale, env["REDIS_URL"])
-        admitted = admission_checks(app, sales["admission"][1:], admission_runs)  # [0]: the warm-up
+        for mode, _ in FAST_PATH_MODES:  # [0]: the warm-up
+            figures = modes[mode]
+            figures["checks"] = admission_checks(
+                app, sales[f"admission_{mode}"][1:], figures["admission_runs"]
+            )
+        on = modes["on"]
+        baseline, admission, refusal = on["baseline"], on["admission"], on["refusal"]
+        admission_runs, admitted = on["admission_runs"], on["checks"]
+        worker_cpu, backlogs = on["worker_cpu"], on["backlogs"]
 
         server = LoggedGunicorn("bench.seckill_sync_app:app", env)
         try:
@@ -554,22 +603,30 @@ def main():
         # wrk stops counting at its deadline: up to one request per connection was still in
         # flight, admitted by the server but not counted by wrk.
         in_flight = WRK_CONNECTIONS * len(admission_runs)
-        admission_ok = (
-            admitted["5xx"] == 0
-            and orders_done
-            and admitted["admitted"] <= admitted["orders"] <= admitted["admitted"] + in_flight
-            and all(r["non_2xx"] == 0 for r in admission_runs)
-        )
-        refusal_ok = all(r["5xx"] == 0 and r["409"] == r["requests"] for r in refusal_runs)
+        for figures in modes.values():
+            checked = figures["checks"]
+            figures["admission_ok"] = (
+                checked["5xx"] == 0
+                and orders_done
+                and checked["admitted"] <= checked["orders"] <= checked["admitted"] + in_flight
+                and all(r["non_2xx"] == 0 for r in figures["admission_runs"])
+            )
+            figures["refusal_ok"] = all(
+                r["5xx"] == 0 and r["409"] == r["requests"] for r in figures["refusal_runs"]
+            )
+        admission_ok = all(f["admission_ok"] for f in modes.values())
+        refusal_ok = all(f["refusal_ok"] for f in modes.values())
 
         print(f"baseline_bare_flask: {baseline:.0f} req/s")
         print(
-            f"admission: {admission:.0f} req/s (each a first-time buyer admitted; {admitted['admitted']} "
+            f"admission: {admission:.0f} req/s (each a first-time buyer admitted; "
+            f"{admitted['admitted']} "
             f"admitted, {admitted['orders']} orders written{'' if admission_ok else ', FAIL'})"
         )
         print(f"admission_vs_baseline: {admission / baseline:.2f} x (target >= {ADMISSION_TARGET})")
         print(
-            f"worker_cpu_during_admission: {worker_cpu:.1f} s for about {admitted['orders']} orders "
+            f"worker_cpu_during_admission: {worker_cpu:.1f} s "
+            f"for about {admitted['orders']} orders "
             f"({worker_cpu / max(1, admitted['orders']) * 1e6:.0f} us per order)"
         )
         print(
@@ -580,11 +637,31 @@ def main():
             f"refusal_sold_out: {refusal:.0f} req/s{'' if refusal_ok else ' (FAIL: not all 409)'}"
         )
         print(f"refusal_vs_baseline: {refusal / baseline:.2f} x (target >= {REFUSAL_TARGET})")
+        off = modes["off"]
+        print(f"baseline_bare_flask_fast_path_off_run: {off['baseline']:.0f} req/s")
+        print(
+            f"admission_fast_path_off: {off['admission']:.0f} req/s "
+            f"({off['checks']['admitted']} admitted, {off['checks']['orders']} orders written"
+            f"{'' if off['admission_ok'] else ', FAIL'})"
+        )
+        print(
+            f"admission_vs_baseline_fast_path_off: {off['admission'] / off['baseline']:.2f} x "
+            f"(target >= {ADMISSION_TARGET})"
+        )
+        print(
+            f"refusal_sold_out_fast_path_off: {off['refusal']:.0f} req/s"
+            f"{'' if off['refusal_ok'] else ' (FAIL: not all 409)'}"
+        )
+        print(
+            f"refusal_vs_baseline_fast_path_off: {off['refusal'] / off['baseline']:.2f} x "
+            f"(target >= {REFUSAL_TARGET})"
+        )
         print(f"sync_row_lock_admission: {sync_rate:.0f} req/s")
         print(f"admission_vs_sync_row_lock: {admission / sync_rate:.1f} x")
         print(
             f"burst: S={BURST_STOCK} N={len(records)} in {burst_seconds:.1f} s, "
-            f"{checks['orders']} orders, oversold {checks['oversold']}, duplicates {checks['duplicates']}, "
+            f"{checks['orders']} orders, oversold {checks['oversold']}, "
+            f"duplicates {checks['duplicates']}, "
             f"lost {checks['lost']}, 5xx {checks['5xx']}, other {checks['other_statuses']} "
             f"{'ok' if checks['ok'] else 'FAIL'}"
         )
@@ -612,7 +689,9 @@ def main():
         )
         print(
             f"headline: flash-sale admission = {admission / baseline:.2f}x bare Flask (target >= "
-            f"{ADMISSION_TARGET}x), refusals {refusal / baseline:.2f}x (>= {REFUSAL_TARGET}x), "
+            f"{ADMISSION_TARGET}x), refusals {refusal / baseline:.2f}x (>= {REFUSAL_TARGET}x); "
+            f"fast path off: {off['admission'] / off['baseline']:.2f}x and "
+            f"{off['refusal'] / off['baseline']:.2f}x; "
             f"{admission / sync_rate:.1f}x the synchronous row-lock variant "
             f"{'PASS' if passed else 'FAIL'}"
         )
@@ -633,7 +712,7 @@ PORTS_TAKEN = set()
 class LoggedGunicorn(Gunicorn):
     """harness.Gunicorn with its error log kept in the run's temporary folder."""
 
-    def __init__(self, app_path, env):
+    def __init__(self, app_path, env, name=None):
         from local_redis import free_port
 
         # Two servers run at once (baseline and admission in turn): with reuse_port, the same
@@ -648,7 +727,8 @@ class LoggedGunicorn(Gunicorn):
             "WEB_CONCURRENCY": "2",
             "WEB_THREADS": "8",
         }
-        self.log_path = Path(env["BENCH_TMP"]) / f"gunicorn-{app_path.replace(':', '-')}.log"
+        name = name or app_path.replace(":", "-")
+        self.log_path = Path(env["BENCH_TMP"]) / f"gunicorn-{name}.log"
         self.process = subprocess.Popen(
             # --max-requests 0: no worker recycling (WEB_MAX_REQUESTS) inside a measured run;
             # the same flag for every server keeps the comparison fair.

@@ -113,8 +113,8 @@ def register_admin(app):
 
 
 def register_middleware(app):
-    """Outermost WSGI layers, after the blueprints added theirs (the buy gate): security
-    headers on every answer, and the client's real address behind the reverse proxy."""
+    """Outermost WSGI layers, after the blueprints added theirs (the flash sale's fast path):
+    security headers on every answer, and the client's real address behind the reverse proxy."""
     from luffy import headers, proxy
 
     headers.init_app(app)

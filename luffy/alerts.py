@@ -14,12 +14,14 @@ import time
 from flask import current_app
 from redis.exceptions import RedisError
 
+from luffy.broker import publish
 from luffy.mailer import send_mail
 from luffy.redis_store import get_redis
 
 log = logging.getLogger(__name__)
 
 KEY = "luffy:alert:{key}:{part}"
+SUMMARY_TASK = "tasks.alerts.send_alert_summary"
 
 # Per-process fallback throttle, used when Redis is down: a storm still cannot mail per failure.
 _local_sent = {}
@@ -81,10 +83,8 @@ def _claim_window(throttle_key, window, subject, body):
 
 
 def _schedule_summary(throttle_key, seconds_left):
-    from tasks.alerts import send_alert_summary
-
     try:
-        send_alert_summary.apply_async((throttle_key,), countdown=max(1, seconds_left) + 1)
+        publish(SUMMARY_TASK, (throttle_key,), countdown=max(1, seconds_left) + 1)
     except Exception as error:  # broker down: the next mail still carries the count
         log.warning("Could not schedule the alert summary for %s: %s", throttle_key, error)
 

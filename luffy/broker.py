@@ -13,7 +13,8 @@ from flask import current_app
 from kombu.exceptions import OperationalError
 
 log = logging.getLogger(__name__)
-# Two of these (connect, then publish) stay under the 2 s a request may take when the broker is down.
+# Two of these (connect, then publish) stay under the 2 s a request may take when the broker
+# is down.
 TIMEOUT_SECONDS = 0.8
 
 
@@ -54,3 +55,12 @@ def publish(task, args=(), kwargs=None, **options):
             # connection errors, and they must stay visible.
             log.warning("Publishing %s failed", getattr(task, "name", task), exc_info=True)
             raise BrokerUnavailable(f"{type(error).__name__}: {error}") from error
+
+
+def send(name, args=(), kwargs=None, **options):
+    """Send the task registered as ``name`` with Celery's own publishing (pooled connections,
+    its retry policy): for code running in a worker, which may wait out a short outage.
+
+    luffy/ never imports tasks/ (the tasks import luffy/): it names them.
+    """
+    return current_app.extensions["celery"].send_task(name, args, kwargs, **options)

@@ -16,7 +16,8 @@ class FlaskTask(Task):
     A delayed task (eta/countdown) runs once even when the broker delivers it twice
     (luffy/delayed_runs.py). Failures mail a throttled alert to ALERT_EMAILS, retries are
     logged, and a task may opt in to a success notice with ``notify_on_success=True``. Celery
-    calls these hooks outside ``__call__``, so each pushes the app context itself (PITFALLS 1).
+    calls these hooks outside ``__call__``, so each pushes the app context itself (outside it,
+    Flask-Mail and the database cannot be reached).
     """
 
     abstract = True

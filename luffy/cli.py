@@ -1,12 +1,15 @@
 """Flask CLI commands: ``seed-demo`` and ``create-admin``."""
 
+from datetime import timedelta
+
 import click
 from flask import current_app
 from sqlalchemy import func, select
 
 from luffy.extensions import db
-from luffy.models import Banner, Course, User
-from luffy.seckill.services import seed_demo_sale
+from luffy.models import Banner, Course, Sale, User
+from luffy.models.base import utcnow
+from luffy.seckill.sales import load_sales
 
 DEMO_BANNERS = [
     ("Python 全栈开发", "/static/img/banners/python.svg", "/seckill/1/", 1),
@@ -35,6 +38,33 @@ DEMO_USERS = [
     ("alice", "alice123", "alice@luffy.local", "13800000001", False),
     ("bob", "bob12345", "bob@luffy.local", "13800000002", False),
 ]
+
+
+DEMO_SALE_STOCK = 10
+DEMO_SALE_PRICE = "9.90"
+
+
+def seed_demo_sale():
+    """One flash sale on the first course (opens in a minute, runs 30 days) when there is none,
+    then load the live sales into Redis; returns how many sales it added (0 or 1)."""
+    added = 0
+    course = db.session.scalar(select(Course).order_by(Course.id).limit(1))
+    if course is not None and not db.session.scalar(select(func.count()).select_from(Sale)):
+        start = utcnow().replace(microsecond=0) + timedelta(minutes=1)
+        db.session.add(
+            Sale(
+                course_id=course.id,
+                price=DEMO_SALE_PRICE,
+                total_stock=DEMO_SALE_STOCK,
+                remaining_stock=DEMO_SALE_STOCK,
+                start_at=start,
+                end_at=start + timedelta(days=30),
+            )
+        )
+        db.session.commit()
+        added = 1
+    load_sales()
+    return added
 
 
 def seed_demo_data():

@@ -1,7 +1,7 @@
 """Run a delayed task (eta/countdown) once, although the Redis broker may deliver it twice.
 
 The Redis transport delivers an unacknowledged message again after ``visibility_timeout``
-(PITFALLS 3): a task due later than that is then held twice and would run twice. Each
+(default one hour): a task due later than that is then held twice and would run twice. Each
 delivery of a delayed task first claims ``luffy:task:delayed:<id>:<retries>`` in Redis:
 
 * claimed: run, then mark the claim done;

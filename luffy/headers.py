@@ -1,7 +1,8 @@
 """Security headers on every response, the flash-sale gate's and static files' included.
 
 A WSGI middleware rather than an ``after_request`` hook, so answers made before Flask (the
-buy gate, luffy/seckill/gate.py) carry them too. A header a view set itself is kept.
+sold-out refusals of luffy/seckill/fast_path.py) carry them too. A header a view set itself is
+kept.
 
 * ``X-Content-Type-Options: nosniff``: a browser never runs an upload or a JSON answer as
   something other than its declared type;

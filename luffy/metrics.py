@@ -171,8 +171,8 @@ def init_app(app):
 
 
 # -- Celery task counts -----------------------------------------------------------------------
-# Task signals run outside the task's app context (PITFALLS 1), so the handlers find the
-# counters through the Celery app that made the task.
+# Task signals run outside the task's app context (Celery calls them around ``__call__``), so the
+# handlers find the counters through the Celery app that made the task.
 
 
 def _counters_of_task(task):

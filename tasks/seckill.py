@@ -26,31 +26,33 @@ def create_order(self, ticket_id=None):
     """Create the order of the admitted buyer ``ticket_id`` and of every other buyer waiting.
 
     The buy request sends this task only when no order task is already draining the queue, so
-    one message serves a whole burst: the orders are written in batches, one transaction each
-    (luffy/seckill/orders.py), and a drainer facing a long backlog sends one more of these so
-    that an idle worker process takes a second drain slot. Idempotent: a redelivery or a retry finds the orders written
-    and only marks the tickets bought. ``ticket_id`` (optional) is a ticket that fell off the
+    one message serves a whole burst: the order drain (luffy/seckill/drain.py) takes the tickets
+    in batches and has their orders written one transaction each (luffy/seckill/orders.py); a
+    drainer facing a long backlog sends one more of these so that an idle worker process takes
+    a second drain slot. Idempotent: a redelivery or a retry finds the orders written and only
+    marks the tickets bought. ``ticket_id`` (optional) is a ticket that fell off the
     queue, put back first (reconciliation uses that).
     """
-    from luffy.seckill import orders
+    from luffy.seckill import drain
+    from luffy.seckill.keys import BOUGHT
 
     try:
         if ticket_id:
-            orders.requeue(ticket_id)
-        outcomes = orders.drain_pending(wait=1.0)
-    except orders.DrainBusy:
+            drain.requeue(ticket_id)
+        outcomes = drain.drain_pending(wait=1.0)
+    except drain.DrainBusy:
         # Every drain slot is taken: those order tasks take our tickets too, unless one died
         # holding its lock: then look again once the lock has expired.
-        if orders.waiting_tickets():
-            raise self.retry(countdown=orders.LOCK_SECONDS)
+        if drain.waiting_tickets():
+            raise self.retry(countdown=drain.LOCK_SECONDS) from None
         return None
     except (DBAPIError, RedisError) as error:
         if self.request.retries >= self.max_retries:
-            orders.give_up(f"{type(error).__name__}: {error}")
+            drain.give_up(f"{type(error).__name__}: {error}")
             raise
         log.warning("Flash-sale orders postponed (%s); retrying.", error)
-        raise self.retry(exc=error, countdown=min(60, 2**self.request.retries))
-    bought = sum(1 for o in outcomes if o.code == "1")
+        raise self.retry(exc=error, countdown=min(60, 2**self.request.retries)) from error
+    bought = sum(1 for o in outcomes if o.code == BOUGHT)
     return {"bought": bought, "failed": len(outcomes) - bought}
 
 
@@ -66,7 +68,7 @@ def create_order(self, ticket_id=None):
 )
 def notify_buyer(self, order_id):
     """Text (and mail) the buyer of ``order_id`` that the flash sale succeeded; once each."""
-    from luffy.seckill.orders import send_order_notice
+    from luffy.seckill.notices import send_order_notice
 
     return send_order_notice(order_id)
 

@@ -12,7 +12,7 @@ from werkzeug.serving import make_server
 from luffy.extensions import db
 from luffy.models import Course, Order, Sale, User
 from luffy.models.base import utcnow
-from luffy.seckill import services
+from luffy.seckill import keys, sales
 
 BUY = "/api/v1/user/seckill/seckill/"
 RESULT = "/api/v1/user/seckill/get_result/"
@@ -37,7 +37,7 @@ def add_sale(app, stock, starts_in=-60, ends_in=3600, course_name="秒杀课程"
         )
         db.session.add(sale)
         db.session.commit()
-        assert services.warm_sale(sale)
+        assert sales.warm_sale(sale)
         return course.id, sale.id
 
 
@@ -142,19 +142,15 @@ def order_count(app, sale_id):
 
 
 def redis_state(redis_client, sale_id):
-    stock, total, queued = redis_client.hmget(
-        services.sale_key(sale_id), "stock", "total", "queued"
-    )
-    buyers = {
-        int(k): v.decode() for k, v in redis_client.hgetall(services.buyers_key(sale_id)).items()
-    }
+    stock, total, queued = redis_client.hmget(keys.sale_key(sale_id), "stock", "total", "queued")
+    buyers = {int(k): v.decode() for k, v in redis_client.hgetall(keys.buyers_key(sale_id)).items()}
     return {
         "stock": None if stock is None else int(stock),
         "total": None if total is None else int(total),
         "queued": None if queued is None else int(queued),
         "buyers": buyers,
-        "pending": redis_client.llen(services.PENDING_KEY),
-        "processing": sum(redis_client.llen(key) for key in services.PROCESSING_KEYS),
+        "pending": redis_client.llen(keys.PENDING_KEY),
+        "processing": sum(redis_client.llen(key) for key in keys.PROCESSING_KEYS),
     }
 
 

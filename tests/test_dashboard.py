@@ -474,7 +474,7 @@ def test_sales_section_shows_a_running_sale(app, admin_client):
 
     from luffy.extensions import db
     from luffy.models import Course, Sale
-    from luffy.seckill import services as seckill
+    from luffy.seckill import sales as seckill
 
     now = datetime.now(UTC)
     with app.app_context():

@@ -258,14 +258,16 @@ def test_redis_restart_under_traffic_pages_keep_answering_cache_and_stock_recove
     assert_bought(bob, buy_until_queued(bob, course_id))
     assert order_count(app, sale_id) == 2
     assert_consistent(app, cache.client(), sale_id, 5)
-    assert int(cache.client().hget(f"luffy:seckill:sale:{sale_id}", "stock")) == 3
+    from luffy.seckill.keys import sale_key
+
+    assert int(cache.client().hget(sale_key(sale_id), "stock")) == 3
 
 
 @pytest.mark.parametrize("outage", ["killed", "frozen"])
 def test_broker_down_requests_needing_it_503_in_time_others_keep_working(
     app, redis_client, private_redis, stack, outage
 ):
-    from luffy.seckill.services import KICK_KEY
+    from luffy.seckill.keys import KICK_KEY
 
     broker = private_redis("broker")
     course_id, sale_id = add_sale(app, 5, course_name="演练课程")
@@ -327,7 +329,7 @@ def test_two_workers_one_sigkilled_during_a_sale_the_other_finishes_exact(
 ):
     from concurrent.futures import ThreadPoolExecutor
 
-    from luffy.seckill.services import PROCESSING_KEYS
+    from luffy.seckill.keys import PROCESSING_KEYS
 
     broker = private_redis("broker")
     course_id, sale_id = add_sale(app, 30, course_name="演练课程")

@@ -33,9 +33,9 @@ from seckill_helpers import (
 from sqlalchemy import func, select, update
 
 from luffy.extensions import db
-from luffy.models import Course, Order, Sale
+from luffy.models import Course, Order, Sale, User
 from luffy.models.base import utcnow
-from luffy.seckill import services
+from luffy.seckill import admission, keys, sales
 
 
 def final_answer(client, ticket, timeout=60):
@@ -79,7 +79,7 @@ def order_tasks_finished(app, redis_client):
         )
 
     def finished():
-        return not redis_client.exists(*services.LOCK_KEYS) and not seckill_messages()
+        return not redis_client.exists(*keys.LOCK_KEYS) and not seckill_messages()
 
     wait_until(finished, timeout=30, interval=0.1, message="the order task to finish")
 
@@ -170,48 +170,21 @@ def test_concurrent_buyers_get_exactly_the_stock(app, worker, redis_client, buye
 
 
 # -- the result route -------------------------------------------------------------------------
-def test_tickets_are_random_unique_and_never_shared_with_a_forked_child():
-    import os
-    import re
-
-    source = services.Tickets()
-    issued = [source.next() for _ in range(3 * services.Tickets.BATCH + 5)]  # several refills
-    assert all(re.fullmatch(r"[0-9a-f]{32}", ticket) for ticket in issued)
-    assert len(set(issued)) == len(issued)
-    read, write = os.pipe()
-    source._lock.acquire()  # as if another thread were inside next() at the moment of the fork
-    pid = os.fork()
-    if pid == 0:  # the child inherits the buffer: it must draw its own bytes, with its own lock
-        try:
-            os.write(write, "".join(source.next() for _ in range(10)).encode())
-        finally:
-            os._exit(0)
-    source._lock.release()
-    os.close(write)
-    deadline = time.monotonic() + 10
-    while os.waitpid(pid, os.WNOHANG) == (0, 0):
-        if time.monotonic() > deadline:
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-            pytest.fail("the forked child hung on the ticket lock")
-        time.sleep(0.01)
-    child = os.read(read, 320).decode()
-    os.close(read)
-    parent = [source.next() for _ in range(10)]
-    assert not {child[i : i + 32] for i in range(0, 320, 32)} & set(parent)
-
-
 def test_result_states_2_3_1_and_0_only_for_the_owner(app, worker, redis_client):
     course_id, sale_id = add_sale(app, 5)
     buyer_id, other_id = add_buyers(app, 2)
-    inactive_id = add_buyers(app, 1, prefix="gone", is_active=False)[0]
+    gone_id = add_buyers(app, 1, prefix="gone")[0]
     buyer, other = logged_in_client(app, buyer_id), logged_in_client(app, other_id)
-    inactive = logged_in_client(app, inactive_id)
+    gone = logged_in_client(app, gone_id)
 
     with SeckillConsumerPaused(app, worker) as paused:
         response = buy(buyer, course_id)
         assert response.status_code == 200, response.get_json()
         ticket = response.get_json()["task_id"]
+        gone_ticket = buy(gone, course_id).get_json()["task_id"]
+        with app.app_context():  # deactivated after Redis admitted it: the order task refuses
+            db.session.execute(update(User).where(User.id == gone_id).values(is_active=False))
+            db.session.commit()
         time.sleep(0.5)
         assert result(buyer, ticket).get_json()["success"] == "2"  # queued, nobody runs it yet
 
@@ -230,9 +203,12 @@ def test_result_states_2_3_1_and_0_only_for_the_owner(app, worker, redis_client)
             )
         assert final_answer(buyer, ticket)[-1] == "1"
 
-        response = buy(inactive, course_id)  # admitted by Redis, refused by the order task
-        assert response.status_code == 200
-        assert final_answer(inactive, response.get_json()["task_id"])[-1] == "0"
+        wait_until(
+            lambda: redis_client.hget(keys.ticket_key(gone_ticket), "state") == b"0",
+            timeout=30,
+            message="the deactivated buyer's order refused",
+        )
+        assert result(gone, gone_ticket).status_code == 401  # Flask-Login: no longer logged in
 
     assert set(orders_of(app, sale_id)) == {buyer_id}
     assert_consistent(app, redis_client, sale_id, 5)  # the refused buyer's unit came back
@@ -295,15 +271,15 @@ def test_a_long_backlog_is_drained_by_two_worker_processes_at_once(app, worker, 
             with DatabaseHold(app, sale_id):
                 with app.app_context():
                     tickets = {
-                        user_id: services.admit(user_id, course_id, "10.0.0.1")
+                        user_id: admission.admit(user_id, course_id, "10.0.0.1")
                         for user_id in user_ids
                     }
 
                 # The first order task fans out a second one: both slots hold a batch at once.
                 def both_slots_busy():
                     return all(
-                        redis_client.exists(services.lock_key(slot))
-                        and redis_client.llen(services.processing_key(slot))
+                        redis_client.exists(keys.lock_key(slot))
+                        and redis_client.llen(keys.processing_key(slot))
                         for slot in (0, 1)
                     )
 
@@ -318,38 +294,63 @@ def test_a_long_backlog_is_drained_by_two_worker_processes_at_once(app, worker, 
 
 
 def test_a_drainer_adopts_the_batch_a_dead_drainer_left_in_another_slot(app, redis_client):
-    from luffy.seckill import orders
+    from luffy.seckill import drain
 
     course_id, sale_id = add_sale(app, 6)
     user_ids = add_buyers(app, 6)
-    redis_client.set(services.KICK_KEY, "test", ex=60)  # no order task is sent: this test drains
+    redis_client.set(keys.KICK_KEY, "test", ex=60)  # no order task is sent: this test drains
     with app.app_context():
-        tickets = {user_id: services.admit(user_id, course_id, "10.0.0.2") for user_id in user_ids}
+        tickets = {user_id: admission.admit(user_id, course_id, "10.0.0.2") for user_id in user_ids}
     # The drainer of slot 3 died mid-batch: four tickets on its list, its lock about to expire.
     for _ in range(4):
-        redis_client.lmove(services.PENDING_KEY, services.processing_key(3), "RIGHT", "LEFT")
-    redis_client.set(services.lock_key(3), "dead", px=500)
+        redis_client.lmove(keys.PENDING_KEY, keys.processing_key(3), "RIGHT", "LEFT")
+    redis_client.set(keys.lock_key(3), "dead", px=500)
 
     with app.app_context():
-        outcomes = orders.drain_pending()  # takes slot 0, then adopts slot 3 before it stops
+        outcomes = drain.drain_pending()  # takes slot 0, then adopts slot 3 before it stops
     assert sorted(o.ticket for o in outcomes if o.code == "1") == sorted(tickets.values())
-    assert redis_client.llen(services.processing_key(3)) == 0
-    assert not redis_client.exists(services.KICK_KEY, *services.LOCK_KEYS)
+    assert redis_client.llen(keys.processing_key(3)) == 0
+    assert not redis_client.exists(keys.KICK_KEY, *keys.LOCK_KEYS)
     assert set(assert_consistent(app, redis_client, sale_id, 6)) == set(tickets)
 
 
+def test_a_batch_committed_by_a_drainer_that_died_is_not_written_twice(app, redis_client):
+    from luffy.seckill import drain, orders
+
+    course_id, sale_id = add_sale(app, 5)
+    user_ids = add_buyers(app, 4)
+    redis_client.set(keys.KICK_KEY, "test", ex=60)  # no order task is sent: this test drains
+    with app.app_context():
+        tickets = {user_id: admission.admit(user_id, course_id, "10.0.0.4") for user_id in user_ids}
+        # A drainer takes the batch and commits its orders, then dies before finishing the
+        # tickets in Redis: the batch stays on its slot's list, its lock runs out.
+        dead = drain.Drainer()
+        assert dead.acquire()
+        batch = dead.take(10)
+        assert all(o.written for _, o in orders.write_batch(batch))
+        redis_client.delete(keys.lock_key(dead.slot))
+        assert redis_client.llen(keys.processing_key(dead.slot)) == 4
+
+        outcomes = drain.drain_pending()  # picks the left-over batch up first
+    assert sorted(o.ticket for o in outcomes) == sorted(tickets.values())
+    assert {(o.code, o.written) for o in outcomes} == {("1", False)}  # bought, not written again
+    assert order_count(app, sale_id) == 4 and remaining(app, sale_id) == 1
+    assert {redis_client.hget(keys.ticket_key(t), "state") for t in tickets.values()} == {b"1"}
+    assert set(assert_consistent(app, redis_client, sale_id, 5)) == set(tickets)
+
+
 def test_the_database_sells_no_more_than_it_has_when_redis_admits_too_many(app, redis_client):
-    from luffy.seckill import orders
+    from luffy.seckill import drain
 
     course_id, sale_id = add_sale(app, 5)
     user_ids = add_buyers(app, 4)
     with app.app_context():  # a hand edit: the database has 2 units, Redis still believes 5
         db.session.execute(update(Sale).where(Sale.id == sale_id).values(remaining_stock=2))
         db.session.commit()
-    redis_client.set(services.KICK_KEY, "test", ex=60)  # no order task is sent: this test drains
+    redis_client.set(keys.KICK_KEY, "test", ex=60)  # no order task is sent: this test drains
     with app.app_context():
-        tickets = [services.admit(user_id, course_id, "10.0.0.3") for user_id in user_ids]
-        outcomes = {o.ticket: o for o in orders.drain_pending()}
+        tickets = [admission.admit(user_id, course_id, "10.0.0.3") for user_id in user_ids]
+        outcomes = {o.ticket: o for o in drain.drain_pending()}
     assert sorted(o.code for o in outcomes.values()) == ["1", "1", "x", "x"]
     assert {o.msg for o in outcomes.values() if o.code == "x"} == {"已售罄"}
     assert set(outcomes) == set(tickets)
@@ -372,7 +373,7 @@ def test_redis_flushed_mid_sale_is_rebuilt_from_the_database(app, worker, redis_
     first_answer = buy(client, course_id)
     assert first_answer.status_code == 503  # no guessing while the state is missing
     # The refusal asked for a reconciliation, which rebuilds from the database.
-    wait_until(lambda: redis_client.exists(services.READY_KEY), timeout=30, message="the rebuild")
+    wait_until(lambda: redis_client.exists(keys.READY_KEY), timeout=30, message="the rebuild")
     assert redis_state(redis_client, sale_id)["stock"] == 6
 
     for user_id in first:  # the database remembers who bought
@@ -402,8 +403,8 @@ def test_reconciliation_finishes_a_lost_order_task_and_refunds_a_lost_ticket(
         ticket_a = buy(logged_in_client(app, lost_task), course_id).get_json()["task_id"]
         ticket_b = buy(logged_in_client(app, lost_ticket), course_id).get_json()["task_id"]
         # Both fall off the queue (as if the order task vanished); one ticket is lost outright.
-        redis_client.delete(services.PENDING_KEY, services.KICK_KEY)
-        redis_client.delete(services.ticket_key(ticket_b))
+        redis_client.delete(keys.PENDING_KEY, keys.KICK_KEY)
+        redis_client.delete(keys.ticket_key(ticket_b))
         report = reconcile.apply().get()
     repaired = " ".join(report["sales"][0]["repaired"])
     assert f"user {lost_task}: order task lost, queued again" in repaired
@@ -447,7 +448,7 @@ def test_reconciliation_repairs_stock_and_alerts_on_a_database_mismatch(app, red
     from luffy.seckill.reconcile import reconcile_sales
 
     course_id, sale_id = add_sale(app, 5)
-    redis_client.hset(services.sale_key(sale_id), "stock", 9)  # Redis drifted
+    redis_client.hset(keys.sale_key(sale_id), "stock", 9)  # Redis drifted
     with app.app_context():
         db.session.execute(update(Sale).where(Sale.id == sale_id).values(remaining_stock=3))
         db.session.commit()  # a hand edit: 2 units gone without orders
@@ -522,58 +523,46 @@ def test_a_token_or_cookie_that_does_not_check_out_is_refused(app, redis_client)
     assert redis_state(redis_client, sale_id)["buyers"] == {}
 
 
-def test_an_ordinary_buy_is_admitted_by_the_gate_before_flask(
+def test_a_buy_is_authenticated_by_flask_logins_user_loader(app, redis_client):
+    # A session cookie that still names the user is not enough: Flask-Login's user loader
+    # decides (a deactivated account, or a session the user loader no longer accepts).
+    course_id, sale_id = add_sale(app, 3)
+    [user_id] = add_buyers(app, 1, prefix="loader")
+    client = logged_in_client(app, user_id)
+    with app.app_context():
+        db.session.execute(update(User).where(User.id == user_id).values(is_active=False))
+        db.session.commit()
+    response = buy(client, course_id)
+    assert response.status_code == 401 and response.get_json()["msg"] == "请先登录"
+    assert redis_state(redis_client, sale_id)["buyers"] == {}
+
+
+def test_a_secret_key_rotation_keeps_sessions_on_their_fallback_key(
     app, worker, redis_client, monkeypatch
 ):
-    # The gate reads the same signed session and CSRF token Flask would; if it stopped
-    # recognising the app's session backend, every buy would silently take the slow path.
-    course_id, _ = add_sale(app, 3)
-    [user_id] = add_buyers(app, 1, prefix="gate")
-    client = logged_in_client(app, user_id)
-
-    def flask_view_not_reached():
-        raise AssertionError("the buy went past the gate to the Flask view")
-
-    monkeypatch.setitem(app.view_functions, "seckill.buy", flask_view_not_reached)
-    response = buy(client, course_id)
-    assert response.status_code == 200, response.get_json()
-    ticket = response.get_json()["task_id"]
-    assert (
-        len(ticket) == 32
-        and redis_client.hget(services.ticket_key(ticket), "user") == str(user_id).encode()
-    )
-
-
-def test_the_gate_follows_a_secret_key_rotation(app, worker, redis_client, monkeypatch):
-    # The gate derives its keys once per secret key: a rotation must take effect at once; a
-    # session signed with the old key still counts while that key is in SECRET_KEY_FALLBACKS
-    # (Flask's rule), and CSRF tokens must be signed with the current key (Flask-WTF's rule).
+    # Flask's rule: a session signed with the old key counts while that key is in
+    # SECRET_KEY_FALLBACKS; Flask-WTF's rule: CSRF tokens are signed with the current key.
     course_id, sale_id = add_sale(app, 5)
     old_user, new_user = add_buyers(app, 2, prefix="rotation")
     old_cookie, old_token = session_for(app, old_user)
     old_key = app.config["SECRET_KEY"]
-
-    def flask_view_not_reached():
-        raise AssertionError("the buy went past the gate to the Flask view")
 
     def post(cookie, token):
         client = app.test_client()
         client.set_cookie(app.config["SESSION_COOKIE_NAME"], cookie)
         return client.post(BUY, json={"course_id": course_id}, headers={"X-CSRFToken": token})
 
-    monkeypatch.setitem(app.config, "SECRET_KEY", "a-rotated-secret-key-for-the-gate-test")
+    monkeypatch.setitem(app.config, "SECRET_KEY", "a-rotated-secret-key-for-the-rotation-test")
     monkeypatch.setitem(app.config, "SECRET_KEY_FALLBACKS", [old_key])
     raw = app.session_interface.get_signing_serializer(app).loads(old_cookie)["csrf_token"]
     fresh_token = URLSafeTimedSerializer(app.config["SECRET_KEY"], salt="wtf-csrf-token").dumps(raw)
     assert post(old_cookie, old_token).status_code == 400  # a token signed with the old key
-    with monkeypatch.context() as inner:
-        inner.setitem(app.view_functions, "seckill.buy", flask_view_not_reached)
-        assert post(old_cookie, fresh_token).status_code == 200  # the session's fallback key
-        assert buy(logged_in_client(app, new_user), course_id).status_code == 200  # the new key
+    assert post(old_cookie, fresh_token).status_code == 200  # the session's fallback key
+    assert buy(logged_in_client(app, new_user), course_id).status_code == 200  # the new key
     assert set(redis_state(redis_client, sale_id)["buyers"]) == {old_user, new_user}
 
     monkeypatch.setitem(app.config, "SECRET_KEY_FALLBACKS", [])
-    redis_client.hdel(services.buyers_key(sale_id), old_user)  # so only the session can refuse
+    redis_client.hdel(keys.buyers_key(sale_id), old_user)  # so only the session can refuse
     assert post(old_cookie, fresh_token).status_code == 401  # the old key is gone: not logged in
     assert set(redis_state(redis_client, sale_id)["buyers"]) == {new_user}
 
@@ -617,13 +606,13 @@ def test_closed_and_long_ended_sales_answer_404_not_503(app, redis_client):
         sale = db.session.get(Sale, sale_id)
         sale.state = Sale.CLOSED
         db.session.commit()
-        services.warm_sale(sale)
+        sales.warm_sale(sale)
     assert buy(client, course_id).status_code == 404
 
     old_course, old_sale = add_sale(app, 3, starts_in=-7200, ends_in=-3600, course_name="早就结束")
     with app.app_context():
         reconcile_sales()  # forgets sales ended more than 30 minutes ago
-    assert not redis_client.exists(services.sale_key(old_sale))
+    assert not redis_client.exists(keys.sale_key(old_sale))
     response = buy(client, old_course)
     assert response.status_code == 404 and response.get_json()["msg"] == "该课程没有秒杀活动"
 
@@ -659,17 +648,47 @@ def test_per_user_and_per_address_rate_limits(app, monkeypatch):
     assert statuses == [409] * 4 + [429] * 4  # eight users behind one address: four pass
 
 
-def test_sold_out_refusals_come_from_memory_without_redis(app, redis_client):
+def test_sold_out_refusals_come_from_memory_without_redis(app, worker, redis_client):
     course_id, sale_id = add_sale(app, 1)
     user_ids = add_buyers(app, 3)
     first, second, third = (logged_in_client(app, u) for u in user_ids)
     assert buy(first, course_id).status_code == 200
     assert buy(second, course_id).get_json()["msg"] == "已售罄"
-    assert list(redis_client.scan_iter(f"luffy:seckill:rate:buy:{user_ids[1]}:*"))
+    assert list(redis_client.scan_iter(keys.rate_key("buy", user_ids[1], "*")))
     response = buy(third, course_id)
     assert response.status_code == 409 and response.get_json()["msg"] == "已售罄"
     # The admission script counts every request it sees first thing: this one never got there.
-    assert not list(redis_client.scan_iter(f"luffy:seckill:rate:buy:{user_ids[2]}:*"))
+    assert not list(redis_client.scan_iter(keys.rate_key("buy", user_ids[2], "*")))
+
+
+def test_the_fast_path_answers_sold_out_refusals_before_flask(
+    app, worker, redis_client, monkeypatch
+):
+    from werkzeug.test import Client
+
+    from luffy.seckill.fast_path import SoldOutGate
+
+    # The switch: the gate is among the app's WSGI layers exactly when SECKILL_FAST_PATH is on.
+    layers, layer = [], app.wsgi_app
+    while layer is not None and len(layers) < 10:
+        layers.append(layer)
+        layer = getattr(layer, "wsgi_app", None) or getattr(layer, "app", None)
+    gates = [layer for layer in layers if isinstance(layer, SoldOutGate)]
+    assert len(gates) == (1 if app.config["SECKILL_FAST_PATH"] else 0)
+    course_id, _ = add_sale(app, 1)
+    first, second = (logged_in_client(app, u) for u in add_buyers(app, 2))
+    assert buy(first, course_id).status_code == 200
+    assert buy(second, course_id).status_code == 409  # this process now knows it is sold out
+
+    def flask_view_not_reached():
+        raise AssertionError("the refusal went past the fast path to the Flask view")
+
+    monkeypatch.setitem(app.view_functions, "seckill.buy", flask_view_not_reached)
+    with app.app_context():
+        memory = admission.sold_out_memory()
+    gate = SoldOutGate(app.wsgi_app, memory, BUY, admission.REFUSALS["sold_out"][1])
+    refused = Client(gate).post(BUY, json={"course_id": course_id})
+    assert refused.status_code == 409 and refused.get_json()["msg"] == "已售罄"
 
 
 # -- dependencies down --------------------------------------------------------------------------
@@ -720,7 +739,7 @@ def test_broker_down_answers_503_in_time_and_admits_nobody(
     assert response.status_code == 503 and response.get_json()["code"] == 153
     state = redis_state(redis_client, sale_id)
     assert state["stock"] == 3 and state["buyers"] == {} and state["pending"] == 0
-    assert not redis_client.exists(services.KICK_KEY)  # the next buyer tries the broker again
+    assert not redis_client.exists(keys.KICK_KEY)  # the next buyer tries the broker again
 
 
 @pytest.mark.parametrize("where", ["closed", "blackhole"])
@@ -835,7 +854,7 @@ def test_admin_creates_a_sale_and_loads_it_into_redis(app, admin_client, redis_c
         )
         sale_id = sale.id
     assert redis_state(redis_client, sale_id)["stock"] == 30
-    assert redis_client.get(services.course_key(course_id)) == str(sale_id).encode()
+    assert redis_client.get(keys.course_key(course_id)) == str(sale_id).encode()
 
     # before the start, stock may change: database and Redis move together
     url = f"/admin/sale/edit/?id={sale_id}"
@@ -883,7 +902,7 @@ def test_seed_demo_adds_a_working_sale_once(app, runner, redis_client):
         first_course = db.session.scalar(select(func.min(Course.id)))
     assert len(sales) == 1 and sales[0].course_id == first_course
     assert redis_state(redis_client, sales[0].id)["stock"] == 10
-    assert redis_client.get(services.course_key(first_course)) == str(sales[0].id).encode()
+    assert redis_client.get(keys.course_key(first_course)) == str(sales[0].id).encode()
 
 
 def test_sale_status_and_running_sales_for_monitoring(app, redis_client):
@@ -892,8 +911,32 @@ def test_sale_status_and_running_sales_for_monitoring(app, redis_client):
     client = logged_in_client(app, add_buyers(app, 1)[0])
     assert buy(client, course_id).status_code == 200
     with app.app_context():
-        status = services.sale_status(sale_id)
-        running = services.running_sales()
+        status = sales.sale_status(sale_id)
+        running = sales.running_sales()
     assert status["stock_redis"] == 3 and status["admitted"] == 1 and status["queued"] == 1
     assert status["remaining_db"] == 4 and status["orders"] == 0 and status["phase"] == "running"
     assert [s["sale_id"] for s in running] == [sale_id]
+
+
+def test_every_flash_sale_key_hashes_to_one_cluster_slot():
+    # Each script takes keys of a sale together with the shared queue: on a Redis Cluster they
+    # must share one slot, or the script is refused (CROSSSLOT).
+    from redis.crc import key_slot
+
+    built = [
+        keys.READY_KEY,
+        keys.SALES_KEY,
+        keys.PENDING_KEY,
+        keys.KICK_KEY,
+        keys.FANOUT_KEY,
+        keys.REBUILD_KICK_KEY,
+        *keys.SLOT_KEYS,
+        keys.course_key(7),
+        keys.sale_key(123456),
+        keys.buyers_key(9),
+        keys.ticket_key("0123456789abcdef0123456789abcdef"),
+        keys.rate_key("addr", "10.0.0.1", 1700000000),
+        keys.notified_key(5, "sms"),
+    ]
+    assert all(key.startswith("luffy:") for key in built)
+    assert len({key_slot(key.encode()) for key in built}) == 1

@@ -1,7 +1,3 @@
 """Auth feature: log in and out with a Flask-Login session."""
 
-from flask import Blueprint
-
-bp = Blueprint("auth", __name__)
-
-from luffy.auth import views  # noqa: E402,F401  (registers the routes)
+from luffy.auth.views import bp  # noqa: F401  (the blueprint, with its routes)

@@ -2,14 +2,25 @@
 
 from urllib.parse import urlsplit
 
-from flask import current_app, flash, g, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint,
+    current_app,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_login import current_user, login_required, login_user, logout_user
 
-from luffy.auth import bp
 from luffy.auth.forms import LoginForm
 from luffy.auth.services import LoginRefused, authenticate
 from luffy.auth.throttle import get_throttle
 from luffy.extensions import db
+
+bp = Blueprint("auth", __name__)
 
 
 def safe_next_url(target, default=None):

@@ -1,9 +1,11 @@
 """Routes of the course list and the course page."""
 
-from flask import abort, render_template
+from flask import Blueprint, abort, render_template
 
-from luffy.courses import bp, queries
+from luffy.courses import queries
 from luffy.sales.queries import course_sale
+
+bp = Blueprint("courses", __name__)
 
 
 @bp.get("/courses/")

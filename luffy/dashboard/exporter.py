@@ -11,15 +11,16 @@ process has its first snapshot, ``luffy_live_state_loaded`` is 0 and those gauge
 import hmac
 import re
 
-from flask import Response, current_app, request
+from flask import Blueprint, Response, current_app, request
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from redis.exceptions import RedisError
 
-from luffy.dashboard import bp
 from luffy.dashboard.live import live_state
 from luffy.metrics import counters_for
 from luffy.responses import refusal
+
+bp = Blueprint("monitoring", __name__)
 
 DESCRIPTIONS = {
     "tasks": "Celery tasks by name and state (SENT by publishers, the rest by workers).",

@@ -21,7 +21,7 @@ from luffy.dashboard.live import Unavailable, celery_app, check_broker
 from luffy.extensions import db
 from luffy.models.base import as_utc
 from luffy.models.task_result import TaskResult
-from luffy.seckill import services as seckill_services
+from luffy.seckill import sales as seckill_sales
 
 # The whole dashboard answer must come back within 2 s, whatever is down.
 SECTION_DEADLINE_SECONDS = 1.6
@@ -200,7 +200,7 @@ def sales_state():
     """Per running sale: stock in Redis and in the database, admitted, queued, orders."""
     return [
         {"id": status["sale_id"], "name": None, "status": plain(status)}
-        for status in seckill_services.running_sales()
+        for status in seckill_sales.running_sales()
     ]
 
 

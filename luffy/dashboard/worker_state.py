@@ -1,4 +1,5 @@
-"""Workers keep revoked task ids in ``WORKER_STATE_DB`` (PITFALLS 22): make sure its folder exists.
+"""Workers keep revoked task ids in ``WORKER_STATE_DB`` (else a restart forgets them): make sure its
+folder exists.
 
 A worker host has no ``instance/`` folder of its own when the database is a server, and a
 state file in a missing folder would stop the worker from starting.

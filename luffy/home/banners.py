@@ -9,14 +9,14 @@ over a newer one. Celery beat refreshes it periodically and the Redis entry has 
 Redis down: read the database, log a warning, and skip Redis for a second between tries.
 """
 
+import contextlib
 import json
 import logging
 import threading
 import time
-import uuid
 
 from flask import current_app, has_app_context
-from redis.exceptions import RedisError
+from redis.exceptions import LockError, RedisError
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
@@ -36,12 +36,6 @@ PROCESS_HIT = {"result": "hit", "layer": "process"}
 REDIS_HIT = {"result": "hit", "layer": "redis"}
 REDIS_MISS = {"result": "miss", "layer": "redis"}
 
-# Deletes the lock only if we still own it.
-RELEASE_LOCK = """
-if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
-return 0
-"""
-
 log = logging.getLogger(__name__)
 
 
@@ -50,6 +44,17 @@ def load_banners_from_database():
     limit = current_app.config["BANNER_COUNT"]
     with Session(db.engine) as session:
         return [banner.to_dict() for banner in session.scalars(Banner.visible(limit))]
+
+
+def rebuild_lock():
+    """The lock one rebuilder holds (a redis-py Lock: it deletes the key only if still ours)."""
+    return get_redis().lock(LOCK_KEY, timeout=LOCK_SECONDS, thread_local=False)
+
+
+def release(lock):
+    """Release ``lock``; one that ran out meanwhile is someone else's now and stays."""
+    with contextlib.suppress(LockError):
+        lock.release()
 
 
 class BannerCache:
@@ -113,13 +118,12 @@ class BannerCache:
 
     def _rebuild_on_miss(self):
         """One process rebuilds the missing entry; the others do not all query the database."""
-        redis = get_redis()
-        token = uuid.uuid4().hex
-        if redis.set(LOCK_KEY, token, nx=True, ex=LOCK_SECONDS):
+        lock = rebuild_lock()
+        if lock.acquire(blocking=False):
             try:
                 return self._write_shared(load_banners_from_database())
             finally:
-                redis.eval(RELEASE_LOCK, 1, LOCK_KEY, token)
+                release(lock)
         if self._banners is not None:
             return self._banners  # someone else is rebuilding: a stale copy for now
         deadline = time.monotonic() + WAIT_FOR_REBUILD_SECONDS
@@ -153,20 +157,16 @@ class BannerCache:
         Runs under the rebuild lock so that two rebuilds racing never leave the older read
         in Redis. Returns the banner list, or raises RedisError when Redis is down.
         """
-        redis = get_redis()
-        token = uuid.uuid4().hex
-        deadline = time.monotonic() + LOCK_SECONDS
-        while not redis.set(LOCK_KEY, token, nx=True, ex=LOCK_SECONDS):
-            if time.monotonic() > deadline:
-                # A stuck rebuilder: drop the entry so the next reader rebuilds it.
-                cache.delete(CACHE_KEY)
-                self.forget_local_copy()
-                return None
-            time.sleep(0.01)
+        lock = rebuild_lock()
+        if not lock.acquire(blocking=True, blocking_timeout=LOCK_SECONDS, sleep=0.01):
+            # A stuck rebuilder: drop the entry so the next reader rebuilds it.
+            cache.delete(CACHE_KEY)
+            self.forget_local_copy()
+            return None
         try:
             banners = self._write_shared(load_banners_from_database())
         finally:
-            redis.eval(RELEASE_LOCK, 1, LOCK_KEY, token)
+            release(lock)
         with self._lock:
             self._store_locally(banners)
         return banners

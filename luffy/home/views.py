@@ -2,17 +2,18 @@
 
 import logging
 
-from flask import Response, current_app, render_template, send_from_directory
+from flask import Blueprint, Response, current_app, render_template, send_from_directory
 from sqlalchemy.exc import SQLAlchemyError
 
 from luffy.courses.queries import all_courses
-from luffy.home import bp
 from luffy.home.banners import banner_cache
 from luffy.sales.queries import open_sales
 
 HOME_COURSES = 8
 HOME_SALES = 4
 log = logging.getLogger(__name__)
+
+bp = Blueprint("home", __name__)
 
 
 @bp.get("/")

@@ -15,7 +15,7 @@ class Sale(TimestampMixin, db.Model):
 
     ``remaining_stock`` is the database's own guard against overselling: a CHECK keeps it
     non-negative and every order decrements it with an UPDATE guarded by the stock it needs.
-    Redis holds the fast admission gate (see luffy/seckill/services.py), never the truth.
+    Redis holds the fast admission gate (see luffy/seckill/admission.py), never the truth.
     """
 
     __tablename__ = "sales"

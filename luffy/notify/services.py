@@ -3,7 +3,6 @@
 import re
 import secrets
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from flask import current_app
@@ -25,9 +24,6 @@ MAX_DELAY = timedelta(days=7)
 # further back it is a mistake, refused (the worker would discard such a task unrun).
 PAST_GRACE = timedelta(minutes=5)
 
-# The two Lua scripts, each read once from its file beside this module.
-USE_CODE = (Path(__file__).parent / "use_code.lua").read_text()
-COUNT_IN_WINDOW = (Path(__file__).parent / "count_in_window.lua").read_text()
 MAX_MESSAGE = 5000
 
 
@@ -119,7 +115,7 @@ def queue_sms_code(mobile, client_address):
                 retry_after=max(1, redis.ttl(MOBILE_LIMIT_KEY.format(mobile))),
             )
         address_key = ADDRESS_LIMIT_KEY.format(client_address or "unknown")
-        sent_from_address = redis.eval(COUNT_IN_WINDOW, 1, address_key, ADDRESS_WINDOW_SECONDS)
+        sent_from_address = count_in_window(redis, address_key, ADDRESS_WINDOW_SECONDS)
         if sent_from_address > config["SMS_ADDRESS_LIMIT"]:
             redis.delete(MOBILE_LIMIT_KEY.format(mobile))  # this mobile was not texted
             raise ApiError(429, "请求过于频繁，请稍后再试")
@@ -144,8 +140,25 @@ def check_sms_code(mobile, code):
     """True, once, when ``code`` is the code last texted to ``mobile`` and still valid."""
     if not isinstance(code, str) or not code.isdigit() or len(code) != 6:
         return False
-    # Compare and delete in one step, so two racing checks cannot both use the code.
-    return bool(get_redis().eval(USE_CODE, 1, CODE_KEY.format(mobile), code))
+    key = CODE_KEY.format(mobile)
+
+    # Compare and delete in one transaction (WATCH): of two racing checks, one uses the code.
+    def use_code(pipe):
+        if pipe.get(key) != code.encode():
+            return False
+        pipe.multi()
+        pipe.delete(key)
+        return True
+
+    return get_redis().transaction(use_code, key, value_from_callable=True)
+
+
+def count_in_window(redis, key, seconds):
+    """INCR ``key``, whose window of ``seconds`` starts with its first hit (one MULTI)."""
+    pipe = redis.pipeline(transaction=True)
+    pipe.set(key, 0, nx=True, ex=seconds)
+    pipe.incr(key)
+    return pipe.execute()[1]
 
 
 def current_sms_code(mobile):

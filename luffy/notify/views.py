@@ -1,11 +1,12 @@
 """Routes that queue notifications; JSON in, the task id out."""
 
-from flask import request
+from flask import Blueprint, request
 from flask_login import current_user, login_required
 
-from luffy.notify import bp
 from luffy.notify.services import queue_email, queue_sms_code, valid_mobile
 from luffy.responses import ApiError, ok
+
+bp = Blueprint("notify", __name__)
 
 
 def json_body():
@@ -18,7 +19,7 @@ def json_body():
 @bp.post("/api/v1/user/email/")
 @login_required
 def queue_email_view():
-    # An open mail endpoint is a spam relay (PITFALLS 31): admins only.
+    # An open mail endpoint is a spam relay: admins only.
     if not current_user.is_admin:
         raise ApiError(403, "只有管理员可以发送邮件")
     return ok("邮件已加入发送队列", task_id=queue_email(json_body()))

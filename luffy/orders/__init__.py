@@ -1,7 +1,3 @@
 """Orders for buyers: the logged-in user's own orders."""
 
-from flask import Blueprint
-
-bp = Blueprint("orders", __name__)
-
-from luffy.orders import views  # noqa: E402,F401  (registers the routes)
+from luffy.orders.views import bp  # noqa: F401  (the blueprint, with its routes)

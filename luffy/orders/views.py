@@ -1,9 +1,11 @@
 """Routes of the buyer's orders page."""
 
-from flask import render_template
+from flask import Blueprint, render_template
 from flask_login import current_user, login_required
 
-from luffy.orders import bp, queries
+from luffy.orders import queries
+
+bp = Blueprint("orders", __name__)
 
 
 @bp.get("/orders/")

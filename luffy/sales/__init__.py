@@ -1,7 +1,3 @@
 """Flash sales for visitors: the list of current and upcoming sales and a light status route."""
 
-from flask import Blueprint
-
-bp = Blueprint("sales", __name__)
-
-from luffy.sales import views  # noqa: E402,F401  (registers the routes)
+from luffy.sales.views import bp  # noqa: F401  (the blueprint, with its routes)

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from luffy.extensions import db
 from luffy.models import Sale
 from luffy.models.base import as_utc, utcnow
-from luffy.seckill.services import stock_left
+from luffy.seckill.sales import stock_left
 
 # What a visitor is told about a sale, by its state (see ``SaleCard.state``).
 STATE_TEXT = {

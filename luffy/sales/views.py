@@ -1,10 +1,12 @@
 """Routes of the storefront's sale list and the sale status the sale page polls."""
 
-from flask import render_template
+from flask import Blueprint, render_template
 
 from luffy.extensions import cache
 from luffy.responses import ApiError, ok
-from luffy.sales import bp, queries
+from luffy.sales import queries
+
+bp = Blueprint("sales", __name__)
 
 MAX_ID = 2**31 - 1
 # Every open sale page asks every 2 s: one answer per course per second, shared by all web

@@ -11,7 +11,7 @@ from luffy.extensions import db
 from luffy.models import Order, Sale
 from luffy.models.base import utcnow
 from luffy.models.sale import as_utc
-from luffy.seckill import services
+from luffy.seckill import sales
 
 
 def saved_value(model, name):
@@ -63,7 +63,7 @@ class SaleView(SecureModelView):
     }
 
     def live_figures(self, sale):
-        status = services.sale_status(sale.id)
+        status = sales.sale_status(sale.id)
         if not status or status["stock_redis"] is None:
             return Markup("<em>未加载</em>")
         return f"剩余 {status['stock_redis']} · 已抢 {status['admitted']} · 排队 {status['queued']}"
@@ -91,7 +91,7 @@ class SaleView(SecureModelView):
             select(func.count()).select_from(Order).where(Order.sale_id == sale.id)
         )
         try:
-            buyers = services.buyers_in_redis(sale.id)
+            buyers = sales.buyers_in_redis(sale.id)
         except RedisError:
             raise ValidationError("Redis 不可用，暂时不能修改库存") from None
         if orders or buyers or sale.remaining_stock != old_total:
@@ -116,7 +116,7 @@ class SaleView(SecureModelView):
             raise ValidationError(f"与同一课程的秒杀 #{clash} 时间重叠")
 
     def after_model_change(self, form, model, is_created):
-        services.warm_sale(model)
+        sales.warm_sale(model)
 
     def on_model_delete(self, model):
         if db.session.scalar(
@@ -127,7 +127,7 @@ class SaleView(SecureModelView):
 
     def after_model_delete(self, model):
         sale_id, course_id = self._deleted
-        services.forget_sale(sale_id, course_id)
+        sales.forget_sale(sale_id, course_id)
 
 
 class OrderView(SecureModelView):

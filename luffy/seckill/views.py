@@ -4,7 +4,7 @@ import re
 import time
 from zoneinfo import ZoneInfo
 
-from flask import abort, current_app, render_template, request, session
+from flask import Blueprint, abort, current_app, render_template, request
 from flask_login import current_user, login_required
 
 from luffy.extensions import csrf, db
@@ -12,23 +12,30 @@ from luffy.metrics import count
 from luffy.models import Course
 from luffy.models.base import as_utc
 from luffy.responses import ApiError, ok
-from luffy.seckill import BUY_PATH, bp, services
+from luffy.seckill import admission, fast_path, sales, scripts
+
+bp = Blueprint("seckill", __name__)
+BUY_PATH = "/api/v1/user/seckill/seckill/"
+
+
+@bp.record_once
+def _init(state):
+    scripts.init_app(state.app)
+    admission.init_app(state.app)
+    fast_path.init_app(
+        state.app,
+        state.app.extensions["luffy_seckill_sold_out"],
+        BUY_PATH,
+        admission.REFUSALS["sold_out"][1],
+    )
+
 
 TICKET = re.compile(r"^[0-9a-f]{32}$")
 MAX_ID = 2**31 - 1
 
 
 def buyer_id():
-    """The logged-in user's id, read from the signed session without a database query.
-
-    The buy path is the hottest route of the site, so it trusts the session's user id as
-    Flask-Login does and leaves the account checks (active, exists) to the order task,
-    which fails the order and gives the unit back. Remember-cookie logins fall back to
-    Flask-Login.
-    """
-    user_id = session.get("_user_id")
-    if isinstance(user_id, str) and user_id.isdigit():
-        return int(user_id)
+    """The logged-in user's id, through Flask-Login (its user loader decides), or None."""
     return current_user.id if current_user.is_authenticated else None
 
 
@@ -62,14 +69,14 @@ def sale_page(course_id):
     course = db.session.get(Course, course_id) if course_id <= MAX_ID else None
     if course is None:
         abort(404)
-    sale = services.sale_for_course(course_id)
+    sale = sales.sale_for_course(course_id)
     context = {"course": course, "sale": sale}
     if sale is not None:
         context.update(
             start_ms=int(as_utc(sale.start_at).timestamp() * 1000),
             end_ms=int(as_utc(sale.end_at).timestamp() * 1000),
-            stock=services.stock_left(sale),
-            ticket=services.ticket_of(sale, current_user.id),
+            stock=sales.stock_left(sale),
+            ticket=sales.ticket_of(sale, current_user.id),
             phase=sale.phase(),
             now_ms=int(time.time() * 1000),
             start_text=local_text(sale.start_at),
@@ -85,11 +92,11 @@ def buy():
     if user_id is None:
         raise ApiError(401, "请先登录")
     course_id = course_id_from(request.get_json(silent=True))
-    if services.sold_out_memory().knows(course_id):
+    if admission.sold_out_memory().knows(course_id):
         count("seckill_refusals", {"reason": "sold_out"})
-        raise ApiError(*services.REFUSALS["sold_out"])
+        raise ApiError(*admission.REFUSALS["sold_out"])
     csrf.protect()
-    ticket = services.admit(user_id, course_id, request.remote_addr or "-")
+    ticket = admission.admit(user_id, course_id, request.remote_addr or "-")
     return ok("您正在排队", task_id=ticket)
 
 
@@ -101,7 +108,7 @@ def result():
     ticket = request.args.get("task_id", "").strip()
     if not ticket:
         raise ApiError(400, "缺少 task_id")
-    answer = services.read_result(ticket, user_id) if TICKET.match(ticket) else None
+    answer = admission.read_result(ticket, user_id) if TICKET.match(ticket) else None
     if answer is None:
         raise ApiError(404, "没有这个抢购记录")
     state, msg = answer

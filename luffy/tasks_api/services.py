@@ -1,10 +1,10 @@
 """Which task ids the application issued, and the state of one.
 
-``AsyncResult(any_id).state`` is PENDING for ids that never existed (PITFALLS 2), so every
-publish writes a job record, ``luffy:job:<id>`` (luffy/jobs/records.py), kept for
-``result_expires``. An id is known when that record exists or the result backend has a row
-for it (a row outlives a lost Redis key). The answer adds the job's status in RQ's words and
-its progress (``meta["progress"]``, which a job reports with ``save_meta()``).
+``AsyncResult(any_id).state`` is PENDING for ids that never existed (a status route trusting it
+would poll for ever), so every publish writes a job record, ``luffy:job:<id>``
+(luffy/jobs/records.py), kept for ``result_expires``. An id is known when that record exists or the
+result backend has a row for it (a row outlives a lost Redis key). The answer adds the job's status
+in RQ's words and its progress (``meta["progress"]``, which a job reports with ``save_meta()``).
 """
 
 import logging

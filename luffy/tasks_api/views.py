@@ -1,10 +1,11 @@
 """Route of the task status API."""
 
-from flask import jsonify
+from flask import Blueprint, jsonify
 
 from luffy.responses import SUCCESS
-from luffy.tasks_api import bp
 from luffy.tasks_api.services import task_status
+
+bp = Blueprint("tasks_api", __name__)
 
 
 @bp.get("/api/v1/tasks/<task_id>/")
