@@ -6,7 +6,7 @@ RUN_STAMP := $(VENV)/.run-installed
 DEV_STAMP := $(VENV)/.dev-installed
 PYTEST_ARGS ?=
 
-.PHONY: run test test-prod bench flower worker beat web clean-venv
+.PHONY: run test test-prod test-slow-path lint bench flower worker beat web clean-venv
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; sys.exit("Luffy needs Python 3.11+") if sys.version_info < (3, 11) else None'
@@ -41,9 +41,19 @@ test-prod: $(DEV_STAMP)
 	LUFFY_TEST_DATABASE_URL="$(TEST_PROD_DATABASE_URL)" LUFFY_TEST_BROKER_URL="$(TEST_PROD_BROKER_URL)" \
 		$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+## test-slow-path: the flash-sale tests again with the fast path off (SECKILL_FAST_PATH=0)
+test-slow-path: $(DEV_STAMP)
+	SECKILL_FAST_PATH=0 $(BIN)/python -m pytest $(PYTEST_ARGS) \
+		tests/test_seckill.py tests/test_storefront.py tests/test_fault_drills.py
+
+## lint: ruff's checks and its formatter (ruff.toml), as CI runs them
+lint: $(DEV_STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
 ## bench: the benchmarks under bench/, each printing its figures
 bench: $(DEV_STAMP)
-	@for script in bench/banners.py bench/tasks.py bench/beat.py bench/seckill.py bench/scale.py; do \
+	@for script in bench/banners.py bench/tasks.py bench/jobs.py bench/beat.py bench/results.py bench/seckill.py bench/scale.py; do \
 		if [ -f $$script ]; then echo "== $$script"; $(BIN)/python $$script || exit 1; fi; \
 	done
 

@@ -1,4 +1,5 @@
-"""The baseline: a bare Flask route returning the banner JSON, touching neither Redis nor a database."""
+"""The baseline: a bare Flask route returning the banner JSON, touching neither Redis nor a
+database."""
 
 import json
 import os

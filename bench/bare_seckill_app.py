@@ -1,4 +1,5 @@
-"""The flash-sale baseline: a bare Flask POST route answering the buy JSON, touching neither Redis nor a database."""
+"""The flash-sale baseline: a bare Flask POST route answering the buy JSON, touching neither
+Redis nor a database."""
 
 from flask import Flask, jsonify
 

@@ -4,6 +4,7 @@ Every figure is a ratio against a baseline measured in the same run under the sa
 command line (see ../shared BENCH.md rules, summarised in README "Benchmarks").
 """
 
+import contextlib
 import os
 import re
 import shutil
@@ -20,8 +21,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
-
-import contextlib
 
 from local_redis import free_port, start_redis  # noqa: E402
 

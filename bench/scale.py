@@ -6,13 +6,15 @@ Against PostgreSQL (a fresh database on BENCH_DATABASE_URL, default the local se
 Redis for stock, and each broker (a private Redis db 1; RabbitMQ on BENCH_AMQP_URL in a fresh
 vhost). Each run admits ``--orders`` buyers through the real Lua gate while no worker consumes
 the seckill queue, then starts consuming on every worker process at once and times the orders
-appearing in the database: ``orders/s`` over the time from the first committed batch to the last. The worker
-processes are separate ``celery -A tasks worker -c 1`` instances (as on separate hosts).
+appearing in the database: ``orders/s`` over the time from the first committed batch to the
+last. The worker processes are separate ``celery -A tasks worker -c 1`` instances (as on
+separate hosts).
 CPU seconds per process group over the drain say which resource saturates. A run that does not
 end with exactly one order per admitted buyer and zero stock is a failed run.
 """
 
 import argparse
+import contextlib
 import os
 import shutil
 import subprocess
@@ -26,8 +28,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
-
-import contextlib
 
 from local_redis import free_port, start_redis  # noqa: E402
 
@@ -129,7 +129,7 @@ def pids_named(name):
     return found
 
 
-# -- one benchmark set-up ------------------------------------------------------------------------------
+# -- one benchmark set-up --------------------------------------------------------------------------
 class Setup:
     """A migrated PostgreSQL database, a private Redis for stock, one broker, and buyers."""
 
@@ -238,7 +238,7 @@ class Setup:
                 ],
                 cwd=ROOT,
                 env=self.env,
-                stdout=open(log, "wb"),
+                stdout=open(log, "wb"),  # noqa: SIM115 (the process writes to it until it stops)
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
@@ -409,7 +409,8 @@ def main():
                 for repetition in range(args.repetitions):
                     rate, cpu = setup.run(processes, args.orders)
                     note(
-                        f"{broker}, {processes} worker process(es), run {repetition + 1}: {rate:,.0f} orders/s"
+                        f"{broker}, {processes} worker process(es), run {repetition + 1}: "
+                        f"{rate:,.0f} orders/s"
                     )
                     runs.append((rate, cpu))
                 runs.sort(key=lambda r: r[0])
@@ -417,7 +418,8 @@ def main():
 
         for (broker, processes), rate in results.items():
             print(
-                f"orders_{broker}_{processes}_worker{'s' if processes > 1 else ''}: {rate:.0f} orders/s"
+                f"orders_{broker}_{processes}_worker{'s' if processes > 1 else ''}: "
+                f"{rate:.0f} orders/s"
             )
         for (broker, processes), cpu in usage.items():
             busy = ", ".join(f"{name} {share:.0%}" for name, share in cpu.items())
@@ -426,15 +428,20 @@ def main():
             print(f"ratio_2_vs_1_{broker}: {results[broker, 2] / results[broker, 1]:.2f}x")
         if "rabbitmq" in brokers:
             print(
-                f"ratio_rabbitmq_vs_redis_1_worker: {results['rabbitmq', 1] / results['redis', 1]:.2f}x"
+                "ratio_rabbitmq_vs_redis_1_worker: "
+                f"{results['rabbitmq', 1] / results['redis', 1]:.2f}x"
             )
         headline = results["redis", 2] / results["redis", 1]
         if explain(usage["redis", 2]):
-            verdict = "not a scaling gain: the second process did no work, the difference is run-to-run noise"
+            verdict = (
+                "not a scaling gain: the second process did no work, "
+                "the difference is run-to-run noise"
+            )
         else:
             verdict = f"target >= 1.5x: {'PASS' if headline >= 1.5 else 'FAIL'}"
         print(
-            f"scale (2 worker processes vs 1, PostgreSQL, Redis broker): {headline:.2f}x ({verdict})"
+            "scale (2 worker processes vs 1, PostgreSQL, Redis broker): "
+            f"{headline:.2f}x ({verdict})"
         )
         return 0
     finally:
@@ -450,7 +457,8 @@ def explain(two):
     workers_two = [share for name, share in two.items() if name.startswith("worker")]
     total = sum(two.values())
     print(
-        f"why: with 2 worker processes the workers used {', '.join(f'{s:.0%}' for s in workers_two)} "
+        "why: with 2 worker processes the workers used "
+        f"{', '.join(f'{s:.0%}' for s in workers_two)} "
         f"of a core, the PostgreSQL server {two['postgres']:.0%}, Redis {two['redis']:.0%} "
         f"({total:.0%} of one core in all, on {os.cpu_count()} cores)."
     )

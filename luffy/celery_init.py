@@ -1,4 +1,5 @@
-"""Celery bound to the Flask app: settings from ``app.config["CELERY"]``, tasks run in the app context."""
+"""Celery bound to the Flask app: settings from ``app.config["CELERY"]``, tasks run in the app
+context."""
 
 import logging
 from datetime import UTC, datetime
@@ -80,7 +81,8 @@ class FlaskTask(Task):
             with self.app.flask_app.app_context():
                 send_alert(
                     f"任务成功：{self.name}",
-                    f"任务 {self.name}[{task_id}] 已完成。\n参数：{args!r}\n关键字参数：{kwargs!r}\n"
+                    f"任务 {self.name}[{task_id}] 已完成。\n参数：{args!r}\n"
+                    f"关键字参数：{kwargs!r}\n"
                     f"结果：{retval!r}\n工作进程：{self.request.hostname}\n时间：{_now()}",
                     throttle_key=f"task-success:{self.name}",
                 )

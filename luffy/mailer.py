@@ -7,7 +7,8 @@ from flask_mail import Connection, Message
 
 
 class TimedConnection(Connection):
-    """Flask-Mail's connection, but an SMTP server that never answers costs MAIL_TIMEOUT, not forever."""
+    """Flask-Mail's connection, but an SMTP server that never answers costs MAIL_TIMEOUT, not
+    forever."""
 
     def configure_host(self):
         timeout = current_app.config.get("MAIL_TIMEOUT", 10)

@@ -31,7 +31,8 @@ def add(x, y):
     max_retries=8,
 )
 def send_email(self, to, subject, template="notice", context=None):
-    """Mail ``templates/mail/<template>.html`` and ``.txt``, rendered with ``context``, to ``to``."""
+    """Mail ``templates/mail/<template>.html`` and ``.txt``, rendered with ``context``, to
+    ``to``."""
     from flask import render_template
 
     from luffy.mailer import send_mail

@@ -304,7 +304,7 @@ def start_worker(app, *extra_args, name=None, env=None):
         *extra_args,
     ]
     log_path = RUNTIME["tmp"] / f"worker-{uuid.uuid4().hex[:6]}.log"
-    log_file = open(log_path, "wb")
+    log_file = open(log_path, "wb")  # noqa: SIM115 (the process writes to it until it stops)
     process = subprocess.Popen(
         argv,
         cwd=ROOT,

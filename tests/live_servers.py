@@ -1,4 +1,5 @@
-"""Helpers that run Luffy's real entry points (gunicorn, celery worker, celery beat) as processes."""
+"""Helpers that run Luffy's real entry points (gunicorn, celery worker, celery beat) as
+processes."""
 
 import contextlib
 import os
@@ -20,7 +21,7 @@ class LiveProcess:
 
     def __init__(self, argv, log_path, env):
         self.log_path = Path(log_path)
-        self._log = open(self.log_path, "wb")
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 (the process writes to it until it stops)
         self.process = subprocess.Popen(
             argv,
             cwd=ROOT,

@@ -86,7 +86,9 @@ def test_mail_and_sms_routes_answer_503_in_time(dead_broker_app, redis_client):
     ):
         token = META_TOKEN.search(client.get("/").get_data(as_text=True)).group(1)
         response, seconds = timed(
-            lambda: client.post(path, json=body, headers={"X-CSRFToken": token})
+            lambda path=path, body=body, token=token: client.post(
+                path, json=body, headers={"X-CSRFToken": token}
+            )
         )
         assert response.status_code == 503, (path, response.get_data(as_text=True))
         assert response.get_json()["code"] == 153 and response.get_json()["msg"]

@@ -23,7 +23,7 @@ def start_flower(port, env=None):
             f"--basic-auth={USER}:{PASSWORD}",
         ],
         cwd=ROOT,
-        stdout=open(log_path, "wb"),
+        stdout=open(log_path, "wb"),  # noqa: SIM115 (the process writes to it until it stops)
         stderr=subprocess.STDOUT,
         start_new_session=True,
         env={**os.environ, **(env or {})},

@@ -210,7 +210,7 @@ def gunicorn(app, token):
 
     port = free_port()
     log_path = RUNTIME["tmp"] / f"gunicorn-{port}.log"
-    log_file = open(log_path, "wb")
+    log_file = open(log_path, "wb")  # noqa: SIM115 (the process writes to it until it stops)
     process = subprocess.Popen(
         [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "wsgi:app"],
         cwd=ROOT,

@@ -1,4 +1,5 @@
-"""The migration chain, run with the real command: empty -> head matches the models, head -> base -> head.
+"""The migration chain, run with the real command: empty -> head matches the models,
+head -> base -> head.
 
 Always on SQLite; on PostgreSQL too when LUFFY_TEST_DATABASE_URL names one (``make test-prod``).
 Each run gets a database of its own, never the session's.
