@@ -1,7 +1,7 @@
 """Shared benchmark plumbing: private Redis, a seeded database, gunicorn servers and wrk runs.
 
 Every figure is a ratio against a baseline measured in the same run under the same gunicorn
-command line (see ../shared BENCH.md rules, summarised in README "Benchmarks").
+command line, median of several wrk runs after a warm-up (docs/benchmarks.md says how).
 """
 
 import contextlib

@@ -6,6 +6,7 @@ to ``SMS_HTTP_URL`` (with ``Authorization: Bearer SMS_HTTP_TOKEN`` when set), wh
 shape of most SMS gateways' APIs; any other value is a dotted path to a class taking the app.
 """
 
+import abc
 import json
 import logging
 import re
@@ -26,14 +27,15 @@ def masked(mobile):
     return f"{mobile[:3]}****{mobile[-4:]}" if len(mobile) >= 7 else "****"
 
 
-class SmsBackend:
+class SmsBackend(abc.ABC):
     """The interface: ``send(mobile, text)`` returns nothing or raises SmsError."""
 
     def __init__(self, app):
         self.app = app
 
+    @abc.abstractmethod
     def send(self, mobile, text):
-        raise NotImplementedError
+        """Deliver ``text`` to ``mobile``."""
 
 
 class ConsoleSmsBackend(SmsBackend):

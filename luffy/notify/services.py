@@ -1,5 +1,6 @@
 """Validation, rate limits and Redis keys for queued e-mail and SMS codes."""
 
+import contextlib
 import re
 import secrets
 from datetime import UTC, datetime, timedelta
@@ -128,11 +129,9 @@ def queue_sms_code(mobile, client_address):
     except ApiError:
         # The user may ask again at once and this try does not count. The code stays: a broker
         # that timed out may still deliver the message, and then its code must work.
-        try:
+        with contextlib.suppress(RedisError):  # else the limits lapse by themselves
             redis.delete(MOBILE_LIMIT_KEY.format(mobile))
             redis.decr(address_key)
-        except RedisError:
-            pass  # the limits lapse by themselves
         raise
 
 
