@@ -5,7 +5,7 @@ import logging
 from flask import render_template, request
 from flask.json.provider import DefaultJSONProvider
 from flask_wtf.csrf import CSRFError
-from sqlalchemy.exc import DataError
+from sqlalchemy.exc import DataError, OperationalError
 from werkzeug.exceptions import HTTPException
 
 from luffy.responses import ApiError, refusal
@@ -72,6 +72,16 @@ def init_app(app):
         db.session.rollback()
         log.warning("Refused out-of-range input on %s %s: %s", request.method, request.path, error)
         return answer(400, "数值超出范围或格式不正确")
+
+    @app.errorhandler(OperationalError)
+    def handle_database_down(error):
+        # The database refused or dropped the connection: a dependency is down, not a bug in
+        # the request, so 503 (a retry may work); the traceback still goes to the log.
+        from luffy.extensions import db
+
+        db.session.rollback()
+        log.exception("Database unavailable on %s %s", request.method, request.path)
+        return answer(503, MESSAGES[503])
 
     @app.errorhandler(HTTPException)
     def handle_http_error(error):

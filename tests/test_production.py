@@ -111,17 +111,18 @@ def test_production_answers_carry_hsts_and_the_other_security_headers(broken_pro
     assert "unsafe-inline" not in response.headers["Content-Security-Policy"]
 
 
-def test_an_error_shows_no_debug_page_and_is_logged_as_json(broken_production_server):
+def test_a_database_outage_shows_no_debug_page_and_is_logged_as_json(broken_production_server):
+    # The server's database cannot be opened: a dependency down is a 503 without details.
     server = broken_production_server
     page = requests.get(server.url + "/", timeout=10)
-    assert page.status_code == 500
-    assert "服务器内部错误" in page.text
+    assert page.status_code == 503
+    assert "服务暂时不可用" in page.text
     for leak in ("Traceback", "OperationalError", "sqlite", "Werkzeug Debugger", "missing-dir"):
         assert leak not in page.text
 
     api = requests.get(server.url + "/api/v1/home/banners/", timeout=10)
-    assert api.status_code == 500
-    assert api.json()["msg"] == "服务器内部错误" and "Traceback" not in api.text
+    assert api.status_code == 503
+    assert api.json()["msg"] == "服务暂时不可用，请稍后再试" and "Traceback" not in api.text
 
     def error_record():
         records = json_lines(server.output())
